@@ -15,4 +15,13 @@ from neuralcodec.errors import BitstreamError, MediaError, NeuralCodecError
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "NeuralCodecError", "BitstreamError", "MediaError"]
+__all__ = ["__version__", "NeuralCodecError", "BitstreamError", "MediaError", "load_codec"]
+
+
+def __getattr__(name: str):
+    # ``from neuralcodec import load_codec`` without importing torch for ``codec --help``.
+    if name == "load_codec":
+        from neuralcodec.codecs.registry import load_codec
+
+        return load_codec
+    raise AttributeError(f"module 'neuralcodec' has no attribute {name!r}")

@@ -19,3 +19,7 @@ class MediaError(NeuralCodecError):
 
 class ModelError(NeuralCodecError):
     """A model cannot be found, loaded or used with the given input."""
+
+
+class UsageError(NeuralCodecError):
+    """An option or argument is not valid for the chosen codec or model."""

@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 from neuralcodec import __version__
 from neuralcodec.errors import NeuralCodecError
 
-#: Subcommand modules, in the order ``codec --help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("info",)
+#: Subcommand modules, in the order ``codec --help`` lists their commands
+#: (``coding`` registers ``encode`` and ``decode``, which share their plumbing).
+SUBCOMMAND_MODULES: tuple[str, ...] = ("coding", "info", "train")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and extra detail on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in SUBCOMMANDS:
+    for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"neuralcodec.cli.{name}").register(subparsers)
     return parser
 

@@ -90,11 +90,15 @@ def run(args: argparse.Namespace) -> int:
         ("size", f"{summary['payload_bytes']} payload bytes, {summary['file_bytes']} file bytes"),
     ]
     if "bits_per_second" in summary:
-        rows.append(("bitrate", f"{summary['bits_per_second'] / 1000:.3f} kbit/s (whole file)"))
+        rows.append(("bitrate", f"{summary['bits_per_second'] / 1000:.3f} kbit/s actual (whole file), "
+                                f"{summary.get('payload_bits_per_second', 0) / 1000:.3f} kbit/s payload"))
+    if "nominal_bps" in summary["metadata"]:
+        rows.append(("nominal", f"{summary['metadata']['nominal_bps'] / 1000:.3f} kbit/s (raw token bits)"))
     if "bits_per_pixel" in summary:
         rows.append(("bits/pixel", f"{summary['bits_per_pixel']:.4f} (whole file)"))
     extra = {k: v for k, v in summary["metadata"].items()
-             if k not in {"sample_rate", "channels", "num_samples", "width", "height", "num_frames", "fps_num", "fps_den"}}
+             if k not in {"sample_rate", "channels", "num_samples", "width", "height", "num_frames", "fps_num", "fps_den",
+                         "nominal_bps"}}
     for key, value in sorted(extra.items()):
         rows.append((key, str(value)))
     width = max(len(k) for k, _ in rows) + 1

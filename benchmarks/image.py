@@ -1,0 +1,278 @@
+"""Image codec rate-distortion benchmark: the learned codec vs JPEG, WebP and AVIF at matched bpp.
+
+    python -m benchmarks.image [--model image] [--images DIR ...] [--qualities 1 2 ...] [--no-write]
+
+For every development photo and quality level: the actual file size of ``codec encode`` (container
+included) in bits per pixel, PSNR over the 8-bit RGB (or gray) pixels and MS-SSIM of the decoded
+image, and encode/decode wall time on 2 torch threads. For each such point, JPEG, WebP and AVIF
+(through Pillow) are searched over their quality parameter for the file closest to the same bpp
+on the same image. BD-rate (the PyPI ``bjontegaard`` package, Akima interpolation) is computed per
+image against each codec and averaged; negative means fewer bits than the anchor at equal quality.
+The scikit-image photos are reported separately: the shipped model never saw them in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.results import machine_line, update_section
+
+DEV_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+#: codec name -> (Pillow format, quality range searched, extra save arguments)
+CLASSIC = {
+    "JPEG": ("JPEG", (1, 100), {"optimize": True}),
+    "WebP": ("WEBP", (0, 100), {"method": 6}),
+    "AVIF": ("AVIF", (0, 100), {}),
+}
+
+
+@dataclass
+class Point:
+    bpp: float
+    psnr: float
+    msssim: float
+
+
+@dataclass
+class ImageResult:
+    name: str
+    subset: str
+    pixels: int
+    neural: list[Point] = field(default_factory=list)
+    classic: dict[str, list[Point]] = field(default_factory=dict)
+    encode_s: list[float] = field(default_factory=list)
+    decode_s: list[float] = field(default_factory=list)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """``[C, H, W]`` float in [0, 1] -> ``[H, W, C]`` uint8 (as written to an 8-bit file)."""
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def psnr(ref: np.ndarray, test: np.ndarray) -> float:
+    mse = float(np.mean((ref.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+
+
+def msssim(ref: np.ndarray, test: np.ndarray) -> float:
+    from pytorch_msssim import ms_ssim
+
+    a = torch.from_numpy(ref).permute(2, 0, 1)[None].float()
+    b = torch.from_numpy(test).permute(2, 0, 1)[None].float()
+    return float(ms_ssim(a, b, data_range=255.0))
+
+
+def measure(ref: np.ndarray, test: np.ndarray, bits: int) -> Point:
+    return Point(bits / (ref.shape[0] * ref.shape[1]), psnr(ref, test), msssim(ref, test))
+
+
+def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result: ImageResult) -> None:
+    """Encode/decode ``image`` at each quality through the real container bytes."""
+    from neuralcodec.bitstream import bitstream_to_bytes, read_bitstream
+
+    for q in qualities:
+        start = time.perf_counter()
+        metadata, chunks = codec.compress(image, quality=q)
+        data = bitstream_to_bytes(codec.stream_header(metadata), list(chunks))
+        middle = time.perf_counter()
+        header, payloads = read_bitstream(io.BytesIO(data))
+        decoded = codec.decompress(header.metadata, payloads)
+        end = time.perf_counter()
+        result.encode_s.append(middle - start)
+        result.decode_s.append(end - middle)
+        result.neural.append(measure(ref, to_uint8(decoded), 8 * len(data)))
+
+
+def classic_codec(ref: np.ndarray, name: str):
+    """``encode(param) -> (bits, decoded uint8 [H, W, C])`` for one Pillow codec, memoised."""
+    fmt, _, extra = CLASSIC[name]
+    gray = ref.shape[2] == 1
+    img = Image.fromarray(ref[..., 0] if gray else ref, "L" if gray else "RGB")
+    cache: dict[int, tuple[int, np.ndarray]] = {}
+
+    def encode(param: int) -> tuple[int, np.ndarray]:
+        if param not in cache:
+            buf = io.BytesIO()
+            img.save(buf, format=fmt, quality=int(param), **extra)
+            with Image.open(io.BytesIO(buf.getvalue())) as dec:
+                arr = np.asarray(dec.convert("L" if gray else "RGB"))
+            cache[param] = (8 * buf.tell(), arr[..., None] if gray else arr)
+        return cache[param]
+
+    return encode
+
+
+def match_bpp(encode, lo: int, hi: int, target_bits: float) -> int:
+    """Quality parameter whose file size is closest to ``target_bits`` (bisection; size grows with it)."""
+    best = lo
+    a, b = lo, hi
+    while a <= b:
+        mid = (a + b) // 2
+        bits, _ = encode(mid)
+        if abs(bits - target_bits) < abs(encode(best)[0] - target_bits):
+            best = mid
+        if bits < target_bits:
+            a = mid + 1
+        else:
+            b = mid - 1
+    for cand in (lo, hi):
+        if abs(encode(cand)[0] - target_bits) < abs(encode(best)[0] - target_bits):
+            best = cand
+    return best
+
+
+def classic_points(ref: np.ndarray, targets: list[Point], result: ImageResult) -> None:
+    for name, (_, (lo, hi), _) in CLASSIC.items():
+        encode = classic_codec(ref, name)
+        points = []
+        for target in targets:
+            bits, decoded = encode(match_bpp(encode, lo, hi, target.bpp * ref.shape[0] * ref.shape[1]))
+            points.append(measure(ref, decoded, bits))
+        result.classic[name] = points
+
+
+def msssim_db(value: float) -> float:
+    return -10 * math.log10(max(1 - value, 1e-10))
+
+
+def bd_rate(anchor: list[Point], test: list[Point], metric: str) -> float | None:
+    """BD-rate (percent) of ``test`` against ``anchor`` on ``metric`` (``psnr`` or ``msssim``)."""
+    import bjontegaard
+
+    def curve(points):
+        pairs = sorted({(p.bpp, p.psnr if metric == "psnr" else msssim_db(p.msssim)) for p in points})
+        rates, dists = [], []
+        for r, d in pairs:  # keep a strictly increasing curve (duplicates at clamped parameters)
+            if not rates or (r > rates[-1] and d > dists[-1]):
+                rates.append(r)
+                dists.append(d)
+        return np.array(rates), np.array(dists)
+
+    ra, da = curve(anchor)
+    rt, dt = curve(test)
+    if len(ra) < 4 or len(rt) < 4:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(bjontegaard.bd_rate(ra, da, rt, dt, method="akima", require_matching_points=False))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if math.isfinite(value) else None  # nan: the two curves do not overlap in quality
+
+
+def interp_at(points: list[Point], bpp: float) -> float:
+    """PSNR at ``bpp`` by linear interpolation in log-rate (nan outside the measured range)."""
+    pts = sorted((p.bpp, p.psnr) for p in points)
+    rates = np.log([p[0] for p in pts])
+    if not rates[0] <= math.log(bpp) <= rates[-1]:
+        return float("nan")
+    return float(np.interp(math.log(bpp), rates, [p[1] for p in pts]))
+
+
+def mean(values) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def list_images(folders: list[Path]) -> list[tuple[Path, str]]:
+    found = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*.png")):
+            found.append((path, folder.name))
+    return found
+
+
+def report(results: list[ImageResult], codec, qualities, model_name: str) -> str:
+    lines = ["## Image codec vs JPEG / WebP / AVIF (`python -m benchmarks.image`)", "",
+             f"Model `{model_name}` (fingerprint `{codec.fingerprint().hex()[:16]}`, N={codec.N}, M={codec.M}, "
+             f"{codec.num_qualities} quality levels); {len(results)} development photos; {machine_line()}.",
+             "Actual file sizes (container included); PSNR on 8-bit RGB (gray for `camera.png`); JPEG/WebP/AVIF "
+             "from Pillow, quality searched per image for the file closest to each neural point's bpp.", "",
+             "| quality | bpp | PSNR | MS-SSIM | JPEG bpp / PSNR | WebP bpp / PSNR | AVIF bpp / PSNR |",
+             "|---|---|---|---|---|---|---|"]
+    for i, q in enumerate(qualities):
+        row = [f"{q}", f"{mean(r.neural[i].bpp for r in results):.3f}", f"{mean(r.neural[i].psnr for r in results):.2f}",
+               f"{mean(r.neural[i].msssim for r in results):.4f}"]
+        for name in CLASSIC:
+            row.append(f"{mean(r.classic[name][i].bpp for r in results):.3f} / "
+                       f"{mean(r.classic[name][i].psnr for r in results):.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "BD-rate of the learned codec (mean over images of per-image BD-rate; negative = fewer bits):", "",
+              "| anchor | all photos, PSNR | all, MS-SSIM | unseen (skimage), PSNR | unseen, MS-SSIM |",
+              "|---|---|---|---|---|"]
+    unseen = [r for r in results if r.subset == "skimage"]
+    for name in CLASSIC:
+        cells = []
+        for group in (results, unseen):
+            for metric in ("psnr", "msssim"):
+                values = [bd_rate(r.classic[name], r.neural, metric) for r in group]
+                ok = [v for v in values if v is not None]
+                cells.append(f"{mean(ok):+.1f} % ({len(ok)}/{len(group)} images)" if ok else "n/a (no overlap)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if unseen:
+        lines += ["", "PSNR at 0.5 bpp on the unseen scikit-image photos (interpolated; nan = not reached):", ""]
+        cells = [f"learned {mean(interp_at(r.neural, 0.5) for r in unseen):.2f} dB"]
+        cells += [f"{name} {mean(interp_at(r.classic[name], 0.5) for r in unseen):.2f} dB" for name in CLASSIC]
+        lines.append(", ".join(cells) + ".")
+    megapixels = sum(r.pixels for r in results) / 1e6 * len(qualities)
+    enc = sum(sum(r.encode_s) for r in results) / megapixels
+    dec = sum(sum(r.decode_s) for r in results) / megapixels
+    lines += ["", f"Learned codec speed (2 torch threads, CPU): encode {enc:.2f} s/megapixel, decode {dec:.2f} s/megapixel "
+              "(averaged over all images and qualities)."]
+    lines += ["", "Not measured here: CompressAI's `bmshj2018_hyperprior` trained by our trainer on the same data "
+              "and step budget (no such model has been trained yet)."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from neuralcodec.codecs.registry import load_codec
+    from neuralcodec.media import load_image
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="image", help="shipped model name or exported .safetensors path")
+    parser.add_argument("--images", nargs="*", type=Path,
+                        default=[DEV_IMAGES / "skimage", DEV_IMAGES / "mate"], help="folders of PNG photos")
+    parser.add_argument("--qualities", nargs="*", type=float, help="quality levels (default: all)")
+    parser.add_argument("--limit", type=int, help="use only the first N images of each folder")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md unchanged")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(2)
+    codec = load_codec(args.model)
+    qualities = args.qualities or list(range(1, codec.num_qualities + 1))
+    images = []
+    for folder in args.images:
+        found = list_images([folder])
+        images += found[: args.limit] if args.limit else found
+    results = []
+    for path, subset in images:
+        image = load_image(path)
+        ref = to_uint8(image)
+        result = ImageResult(path.name, subset, ref.shape[0] * ref.shape[1])
+        neural_points(codec, image, ref, qualities, result)
+        classic_points(ref, result.neural, result)
+        results.append(result)
+        best = result.neural[-1]
+        print(f"{subset}/{path.name}: " + ", ".join(f"q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB"
+                                                     for q, p in zip(qualities, result.neural))
+              + f" | JPEG at {best.bpp:.3f} bpp: {result.classic['JPEG'][-1].psnr:.2f} dB", flush=True)
+    markdown = report(results, codec, qualities, str(args.model))
+    print(markdown)
+    if not args.no_write:
+        update_section("image", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,408 @@
+"""The neural audio codec: spectral encoder -> quantizer -> token prior -> Vocos/HiFi-GAN decoder.
+
+Shapes: waveforms ``[B, 1, T]`` at ``sample_rate`` (the model is mono; multichannel audio is coded
+per channel), latents ``[B, D, F]``, codes int64 ``[B, Q, F]`` with ``F = ceil(T / hop_length)``.
+
+Padding policy (documented for tokenizer users): a waveform of ``T`` samples is zero-padded at the
+end to ``F * hop_length``; in a batch with ``lengths``, every item is treated as if encoded alone
+(the encoder masks batch padding after every temporal layer), and its codes are the first
+``ceil(length / hop_length)`` frames.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from neuralcodec.bitstream import Modality
+from neuralcodec.codecs.audio.decoders import HiFiGANDecoder, VocosDecoder
+from neuralcodec.codecs.audio.encoder import SpectralEncoder
+from neuralcodec.codecs.base import Codec, Metadata
+from neuralcodec.entropy import PRECISION, TABLE_VERSION, TokenPrior
+from neuralcodec.errors import BitstreamError, MediaError, UsageError
+from neuralcodec.media.audio import resample
+from neuralcodec.quantizers import QuantizerOutput, build_quantizer
+
+
+@dataclass
+class AudioCodecOutput:
+    """What the training forward pass returns."""
+
+    audio: Tensor  # [B, 1, T] reconstruction
+    quantizer: QuantizerOutput  # quantized latent, codes [B, Q, F], quantizer loss, metrics
+    token_bits: Tensor  # scalar: -sum log2 p(codes) under the token prior (prior training loss)
+    num_tokens: Tensor  # scalar: codes that are present (not dropped by quantizer dropout)
+
+
+def frames_for(num_samples: int, hop_length: int) -> int:
+    """Number of token frames for ``num_samples`` model-rate samples."""
+    return max(1, math.ceil(num_samples / hop_length))
+
+
+class AudioCodec(Codec):
+    """WavTokenizer/HiFi-Codec-style audio codec with an entropy-coded token stream.
+
+    ``config`` keys: ``sample_rate``, ``hop_length``, ``latent_dim``, ``encoder`` (kwargs of
+    :class:`SpectralEncoder`), ``decoder`` (``type``: ``vocos`` | ``hifigan`` + kwargs),
+    ``quantizer`` (kwargs of :func:`neuralcodec.quantizers.build_quantizer`), ``prior`` (kwargs of
+    :class:`neuralcodec.entropy.TokenPrior`), optional ``chunk_seconds`` and ``name``.
+    """
+
+    modality = Modality.AUDIO
+    codec_id = "audio"
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.sample_rate = int(cfg["sample_rate"])
+        self.hop_length = int(cfg["hop_length"])
+        latent_dim = int(cfg["latent_dim"])
+        self.encoder = SpectralEncoder(self.hop_length, latent_dim, **cfg.get("encoder", {}))
+        self.quantizer = build_quantizer(dim=latent_dim, **cfg["quantizer"])
+        dec_cfg = dict(cfg.get("decoder", {}))
+        dec_type = dec_cfg.pop("type", "vocos")
+        if dec_type == "vocos":
+            self.decoder = VocosDecoder(latent_dim, self.hop_length, **dec_cfg)
+        elif dec_type == "hifigan":
+            self.decoder = HiFiGANDecoder(latent_dim, self.hop_length, **dec_cfg)
+        else:
+            raise ValueError(f"unknown decoder type {dec_type!r} (expected 'vocos' or 'hifigan')")
+        self.prior = TokenPrior(list(self.quantizer.codebook_sizes), **cfg.get("prior", {}))
+        self.chunk_frames = max(1, int(round(float(cfg.get("chunk_seconds", 10.0)) * self.frame_rate)))
+        # Context on each side of a chunk: covers the encoder's and decoder's receptive fields, so
+        # chunked coding matches whole-file coding up to float rounding (see tests).
+        self.encoder_margin = int(cfg.get("encoder_margin_frames", 32))
+        self.decoder_margin = int(cfg.get("decoder_margin_frames", 48))
+
+    # ----- properties used by tokenizer users -----------------------------------------------
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.quantizer.num_codebooks
+
+    @property
+    def codebook_sizes(self) -> list[int]:
+        return list(self.quantizer.codebook_sizes)
+
+    @property
+    def codebook_size(self) -> int:
+        return max(self.codebook_sizes)
+
+    @property
+    def entropy_model_id(self) -> str:
+        return f"token-prior/{self.prior.context}/tables-v{TABLE_VERSION}"
+
+    @property
+    def coder_precision(self) -> int:
+        return PRECISION
+
+    def nominal_bitrate(self, num_codebooks: int | None = None) -> float:
+        """Bits per second of the raw token stream (``log2`` of codebook sizes x frame rate)."""
+        q = num_codebooks or self.num_codebooks
+        return sum(math.log2(s) for s in self.codebook_sizes[:q]) * self.frame_rate
+
+    # ----- training path --------------------------------------------------------------------
+    def forward(self, wav: Tensor) -> AudioCodecOutput:
+        """``wav`` ``[B, 1, T]`` (``T`` a multiple of ``hop_length``) -> reconstruction, quantizer output, token bits."""
+        z = self.encoder(wav)
+        q = self.quantizer(z)
+        audio = self.decoder(q.quantized)
+        # Quantizer dropout marks absent stages with -1; the prior treats them exactly as the coder
+        # does at that item's lower bitrate (absent context, zero cost).
+        codes = q.codes.detach()
+        present = codes >= 0
+        likelihoods = self.prior(codes)
+        token_bits = -torch.log2(likelihoods.clamp_min(1e-12)).sum()
+        return AudioCodecOutput(audio=audio[..., : wav.shape[-1]], quantizer=q, token_bits=token_bits,
+                                num_tokens=present.sum())
+
+    # ----- tokenizer API --------------------------------------------------------------------
+    def _as_batch(self, wav: Tensor) -> Tensor:
+        if wav.dim() == 1:
+            wav = wav[None, None]
+        elif wav.dim() == 2:
+            wav = wav[:, None]
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"expected a mono waveform [T], [B, T] or [B, 1, T], got shape {tuple(wav.shape)}")
+        return wav.float()
+
+    @torch.no_grad()
+    def encode(self, wav: Tensor, sample_rate: int | None = None, lengths: Tensor | None = None,
+               num_codebooks: int | None = None) -> Tensor:
+        """Waveform ``[B, 1, T]`` (or ``[B, T]``/``[T]``) -> codes int64 ``[B, Q, F]``.
+
+        ``sample_rate`` (if given and different) resamples first. With ``lengths`` (samples per item,
+        at the input rate), each item gets exactly the codes it would get alone; frames past an
+        item's own ``ceil(length / hop)`` are padding (their values are unspecified).
+        """
+        wav = self._as_batch(wav)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            if lengths is not None:
+                lengths = torch.ceil(lengths.float() * self.sample_rate / sample_rate).long()
+            wav = resample(wav, sample_rate, self.sample_rate)
+        frames = frames_for(wav.shape[-1], self.hop_length)
+        wav = F.pad(wav, (0, frames * self.hop_length - wav.shape[-1]))
+        mask = None
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=wav.device)
+            valid = wav.new_zeros(wav.shape[0], 1, wav.shape[-1])
+            for i, n in enumerate(lengths.tolist()):
+                valid[i, :, : int(n)] = 1
+            wav = wav * valid  # samples past an item's length are batch padding: zero, as when alone
+            item_frames = torch.clamp(torch.ceil(lengths.float() / self.hop_length), min=1).long()
+            mask = (torch.arange(frames, device=wav.device)[None] < item_frames[:, None]).float()[:, None]
+        return self._quantize(self.encoder(wav, mask), num_codebooks)
+
+    def _quantize(self, z: Tensor, num_codebooks: int | None) -> Tensor:
+        """Latent -> codes with the first ``num_codebooks`` codebooks (all when None)."""
+        if num_codebooks is None or num_codebooks == self.num_codebooks:
+            return self.quantizer.encode(z)
+        return self.quantizer.encode(z, num_codebooks=num_codebooks)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, Q', F]`` (``Q' <= Q`` for a lower bitrate) -> waveform ``[B, 1, F * hop]``."""
+        if codes.dim() != 3:
+            raise ValueError(f"expected codes [B, Q, F], got shape {tuple(codes.shape)}")
+        return self.decoder(self.quantizer.decode(codes))
+
+    # ----- chunked coding (container payloads) ----------------------------------------------
+    def bitrate_to_codebooks(self, kbps: float) -> int:
+        """The largest number of codebooks whose nominal bitrate is at most ``kbps``."""
+        usable = [q for q in range(1, self.num_codebooks + 1) if self.nominal_bitrate(q) <= kbps * 1000 + 1e-6]
+        if not usable:
+            raise UsageError(f"bitrate {kbps} kbit/s is below this model's lowest setting "
+                             f"({self.nominal_bitrate(1) / 1000:.3f} kbit/s nominal)")
+        return max(usable)
+
+    def _check_codebooks(self, num_codebooks: int | None) -> int:
+        q = int(num_codebooks or self.num_codebooks)
+        if not 1 <= q <= self.num_codebooks:
+            raise UsageError(f"num_codebooks must be in 1..{self.num_codebooks}, got {q}")
+        return q
+
+    def _metadata(self, in_rate: int, channels: int, in_samples: int, q: int) -> Metadata:
+        # Kept small: a fixed header costs real bits on short clips. The model-rate length is
+        # derived (see model_samples), the model's own rate is covered by its fingerprint.
+        return {"sample_rate": in_rate, "channels": channels, "num_samples": in_samples,
+                "num_codebooks": q, "chunk_frames": self.chunk_frames, "nominal_bps": self.nominal_bitrate(q)}
+
+    def model_samples(self, metadata: Mapping[str, Any]) -> int:
+        """Length at the model rate of a stream (the resampler's output length for the input)."""
+        return math.ceil(int(metadata["num_samples"]) * self.sample_rate / int(metadata["sample_rate"]))
+
+    def expected_chunks(self, metadata: Mapping[str, Any]) -> int:
+        """Number of container chunks a stream with this metadata has."""
+        return math.ceil(frames_for(self.model_samples(metadata), self.hop_length) / int(metadata["chunk_frames"]))
+
+    def _chunk_payloads(self, blocks: Iterator[Tensor], model_samples: int, q: int) -> Iterator[bytes]:
+        """Model-rate blocks ``[C, n]`` (any sizes, ``model_samples`` in all) -> chunk payloads.
+
+        Keeps only one chunk plus the encoder margins in memory. Each chunk holds ``chunk_frames``
+        frames of every channel: per channel a ``u32`` length and the token prior's bytes.
+        """
+        hop, margin, size = self.hop_length, self.encoder_margin, self.chunk_frames
+        frames = frames_for(model_samples, hop)
+        buffer: Tensor | None = None
+        buffer_start = 0  # model-rate sample index of buffer[:, 0]
+        received = 0
+        exhausted = False
+        for start in range(0, frames, size):
+            stop = min(frames, start + size)
+            need = min(frames, stop + margin) * hop
+            while not exhausted and buffer_start + (0 if buffer is None else buffer.shape[1]) < need:
+                block = next(blocks, None)
+                if block is None:
+                    exhausted = True
+                    break
+                block = block.float()
+                received += block.shape[1]
+                buffer = block if buffer is None else torch.cat([buffer, block], dim=1)
+            if buffer is None:
+                raise MediaError("audio contains no samples")
+            if exhausted and received != model_samples:
+                raise MediaError(f"audio ended after {received} samples, expected {model_samples}")
+            have = buffer_start + buffer.shape[1]
+            if have < need:  # end of signal: zero padding up to a whole frame, as offline
+                buffer = F.pad(buffer, (0, need - have))
+            lo = max(0, start - margin)
+            window = buffer[:, lo * hop - buffer_start: need - buffer_start].unsqueeze(1)
+            codes = self._quantize(self.encoder(window), q)[..., start - lo: stop - lo]
+            strings = self.prior.compress(codes)
+            yield b"".join(struct.pack("<I", len(s)) + s for s in strings)
+            keep_from = max(0, stop - margin) * hop
+            buffer = buffer[:, keep_from - buffer_start:]
+            buffer_start = keep_from
+
+    @torch.no_grad()
+    def compress(self, wav: Tensor, sample_rate: int | None = None, num_codebooks: int | None = None
+                 ) -> tuple[Metadata, Iterator[bytes]]:
+        """Waveform ``[C, T]`` at ``sample_rate`` -> (metadata, lazily produced chunk payloads).
+
+        Each channel is coded independently with the mono model.
+        """
+        if wav.dim() != 2 or wav.shape[-1] == 0:
+            raise MediaError(f"expected non-empty audio [channels, samples], got shape {tuple(wav.shape)}")
+        if not torch.isfinite(wav).all():
+            raise MediaError("audio contains NaN or infinite samples")
+        in_rate = int(sample_rate or self.sample_rate)
+        q = self._check_codebooks(num_codebooks)
+        metadata = self._metadata(in_rate, wav.shape[0], wav.shape[1], q)
+        model_wav = resample(wav.float(), in_rate, self.sample_rate)
+        return metadata, self._chunk_payloads(iter([model_wav]), self.model_samples(metadata), q)
+
+    def compress_file(self, path: Any, bitrate: float | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Compress an audio file of any length with bounded memory (blockwise read and resampling)."""
+        from neuralcodec.media.audio import audio_info, iter_audio_blocks
+
+        unsupported = sorted(k for k, v in options.items() if v is not None)
+        if unsupported:
+            raise UsageError(f"option(s) not supported by the audio codec: {', '.join('--' + k.replace('_', '-') for k in unsupported)}")
+        q = self.bitrate_to_codebooks(bitrate) if bitrate is not None else self.num_codebooks
+        info = audio_info(path)
+        if info.num_frames <= 0:
+            raise MediaError(f"{path}: contains no audio samples")
+        if info.channels > 64:
+            raise MediaError(f"{path}: {info.channels} channels; at most 64 are supported")
+        metadata = self._metadata(info.sample_rate, info.channels, info.num_frames, q)
+        blocks = iter_audio_blocks(path, self.chunk_frames * self.hop_length, sample_rate=self.sample_rate)
+        return metadata, self._chunk_payloads(iter(blocks), self.model_samples(metadata), q)
+
+    def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
+                           **options: Any) -> None:
+        """Decode to a .wav/.flac/.ogg file at the original rate and length, streaming, atomically."""
+        import soundfile as sf
+
+        from neuralcodec.fileio import atomic_path
+        from neuralcodec.media.audio import StreamingResampler
+
+        unsupported = sorted(k for k, v in options.items() if v is not None)
+        if unsupported:
+            raise UsageError(f"option(s) not supported by the audio codec: {', '.join('--' + k for k in unsupported)}")
+        formats = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
+        suffix = Path(path).suffix.lower()
+        if suffix not in formats:
+            raise MediaError(f"cannot write audio to {path}: use a .wav, .flac or .ogg name")
+        rate, samples = int(metadata["sample_rate"]), int(metadata["num_samples"])
+        channels = int(metadata["channels"])
+        if not (1 <= rate <= 1_000_000 and samples >= 1):
+            raise BitstreamError("audio stream metadata out of range")
+        resampler = StreamingResampler(self.sample_rate, rate) if rate != self.sample_rate else None
+        model_left = self.model_samples(metadata)
+        written = 0
+        with atomic_path(path, suffix=suffix) as tmp:
+            fmt, subtype = formats[suffix]
+            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype) as out:
+                def emit(piece: Tensor) -> None:
+                    nonlocal written
+                    piece = piece[:, : samples - written].clamp(-1.0, 1.0)
+                    if piece.shape[1]:
+                        out.write(piece.T.double().numpy())
+                        written += piece.shape[1]
+
+                for piece in self.decompress_stream(metadata, chunks):
+                    piece = piece[:, :model_left]
+                    model_left -= piece.shape[1]
+                    emit(resampler.push(piece) if resampler is not None else piece)
+                if resampler is not None:
+                    emit(resampler.flush())
+                if written < samples:
+                    emit(torch.zeros(channels, samples - written))
+
+    def _parse_chunk(self, payload: bytes, channels: int, num_frames: int, q: int, index: int) -> Tensor:
+        strings, offset = [], 0
+        for c in range(channels):
+            if offset + 4 > len(payload):
+                raise BitstreamError(f"chunk {index}: truncated channel {c} length field")
+            (n,) = struct.unpack_from("<I", payload, offset)
+            offset += 4
+            if offset + n > len(payload):
+                raise BitstreamError(f"chunk {index}: channel {c} claims {n} bytes, {len(payload) - offset} present")
+            strings.append(payload[offset: offset + n])
+            offset += n
+        if offset != len(payload):
+            raise BitstreamError(f"chunk {index}: {len(payload) - offset} unexpected trailing bytes")
+        try:
+            codes = self.prior.decompress(strings, num_frames, num_codebooks=q)
+        except BitstreamError:
+            raise
+        except Exception as exc:
+            raise BitstreamError(f"chunk {index}: token stream does not decode ({exc})") from exc
+        return codes
+
+    @torch.no_grad()
+    def decompress_stream(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Iterator[Tensor]:
+        """Yield decoded model-rate audio ``[C, n]`` piece by piece (one piece per chunk, bounded memory)."""
+        try:
+            channels = int(metadata["channels"])
+            q = int(metadata["num_codebooks"])
+            chunk_frames = int(metadata["chunk_frames"])
+            rate, samples = int(metadata["sample_rate"]), int(metadata["num_samples"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BitstreamError(f"audio stream metadata lacks or garbles {exc.args[0]!r}") from exc
+        if not (1 <= channels <= 64 and 1 <= q <= self.num_codebooks and 1 <= chunk_frames <= 1 << 20
+                and 1 <= rate <= 1_000_000 and 1 <= samples <= 1 << 40):
+            raise BitstreamError("audio stream metadata out of range")
+        model_samples = self.model_samples(metadata)
+        frames = frames_for(model_samples, self.hop_length)
+        expected = math.ceil(frames / chunk_frames)
+        hop, margin = self.hop_length, self.decoder_margin
+        history: list[Tensor] = []  # codes of recent chunks, [C, q, n] each
+        history_start = 0  # frame index of history[0]
+        emitted = 0  # frames already output
+        count = 0
+        iterator = iter(chunks)
+
+        def render(upto: int, final: bool) -> Tensor:
+            nonlocal history, history_start, emitted
+            codes = torch.cat(history, dim=-1)
+            end_frame = history_start + codes.shape[-1]
+            stop = end_frame if final else upto
+            lo = max(history_start, emitted - margin)
+            window = codes[..., lo - history_start:]
+            audio = self.decode(window)[:, 0]
+            out = audio[:, (emitted - lo) * hop: (stop - lo) * hop]
+            emitted = stop
+            # drop history no longer needed as left context
+            keep_from = max(history_start, emitted - margin)
+            trimmed = codes[..., keep_from - history_start:]
+            history, history_start = [trimmed], keep_from
+            return out
+
+        for index in range(expected):
+            try:
+                payload = next(iterator)
+            except StopIteration:
+                raise BitstreamError(f"stream ends after {index} of {expected} audio chunks") from None
+            n = min(chunk_frames, frames - index * chunk_frames)
+            history.append(self._parse_chunk(payload, channels, n, q, index))
+            count += n
+            # frames up to (count - margin) have full right context now
+            if count - margin > emitted and index < expected - 1:
+                yield render(count - margin, final=False)
+        if next(iterator, None) is not None:
+            raise BitstreamError(f"stream has more than the {expected} chunks its header announces")
+        yield render(frames, final=True)
+
+    @torch.no_grad()
+    def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> tuple[Tensor, int]:
+        """Chunk payloads -> ``([C, num_samples] waveform at the original rate, original rate)``."""
+        pieces = list(self.decompress_stream(metadata, chunks))
+        audio = torch.cat(pieces, dim=-1)[:, : self.model_samples(metadata)]
+        rate, samples = int(metadata["sample_rate"]), int(metadata["num_samples"])
+        if rate != self.sample_rate:
+            audio = resample(audio, self.sample_rate, rate)
+        audio = audio[:, :samples]
+        if audio.shape[-1] < samples:
+            audio = F.pad(audio, (0, samples - audio.shape[-1]))
+        return audio, rate

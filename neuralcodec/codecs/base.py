@@ -1,0 +1,125 @@
+"""The codec contract shared by audio, image and video codecs.
+
+A codec is an ``nn.Module`` that owns its transforms, quantizer and entropy model, and knows how
+to turn a signal into container chunks and back. Bytes on disk are written by
+:mod:`neuralcodec.bitstream`; codecs only produce/consume chunk payloads and header metadata.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import hashlib
+import json
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+from neuralcodec.bitstream import Modality
+
+Metadata = dict[str, int | float | str | bytes]
+
+
+def config_hash_bytes(config: Mapping[str, Any]) -> bytes:
+    """Canonical JSON encoding of a config (sorted keys), the form hashed into fingerprints."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Codec(nn.Module, abc.ABC):
+    """Base class: a trainable transform + quantizer/entropy model with a compress/decompress pair.
+
+    Subclasses set ``modality`` and ``codec_id`` (the registry key written in the container) and
+    are constructed from a plain, JSON-serialisable ``config`` dict that is stored with the weights,
+    so a model rebuilds from its file alone.
+    """
+
+    modality: ClassVar[Modality]
+    codec_id: ClassVar[str]
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = copy.deepcopy(dict(config))
+        self.model_id: str = str(self.config.get("name", self.codec_id))
+        self._fingerprint: bytes | None = None
+
+    # ----- identity -------------------------------------------------------------------------
+    def fingerprint(self) -> bytes:
+        """16-byte BLAKE2b hash of the config and every tensor in the state dict.
+
+        Cached after the first call in eval mode; any training step or ``load_state_dict`` clears it.
+        """
+        if self._fingerprint is not None and not self.training:
+            return self._fingerprint
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(config_hash_bytes(self.config))
+        for name, tensor in sorted(self.state_dict().items()):
+            t = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(name.encode())
+            digest.update(str(t.dtype).encode())
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        value = digest.digest()
+        if not self.training:
+            self._fingerprint = value
+        return value
+
+    def train(self, mode: bool = True) -> "Codec":
+        self._fingerprint = None
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        self._fingerprint = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ----- coding ---------------------------------------------------------------------------
+    def freeze_entropy_models(self) -> "Codec":
+        """Turn every learned density into the integer tables the coder uses (before export/coding).
+
+        The tables are buffers, so they are saved with the weights and enter the fingerprint.
+        """
+        from neuralcodec.entropy import EntropyModel
+
+        for module in self.modules():
+            if isinstance(module, EntropyModel):
+                module.freeze()
+        self._fingerprint = None
+        return self
+
+    @property
+    @abc.abstractmethod
+    def entropy_model_id(self) -> str:
+        """Identifier of the entropy model/table version written in the container header."""
+
+    @property
+    @abc.abstractmethod
+    def coder_precision(self) -> int:
+        """Bits of probability precision used by the arithmetic coder."""
+
+    @abc.abstractmethod
+    def compress(self, x: Any, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Signal -> (header metadata, iterator of chunk payloads). Chunks are produced lazily."""
+
+    @abc.abstractmethod
+    def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Any:
+        """Inverse of :meth:`compress` given the header metadata and the chunk payloads."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Codec":
+        return cls(config)
+
+    # ----- file-level hooks used by `codec encode` / `codec decode` -----------------------------
+    #: lower-case input file extensions this codec family reads (used to pick a default model)
+    input_extensions: ClassVar[tuple[str, ...]] = ()
+
+    def compress_file(self, path: Any, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Read a media file and compress it; ``options`` are the CLI's (``None`` = not given).
+
+        Codecs must reject options they do not support with a clear error rather than ignore them.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read files")
+
+    def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
+                           **options: Any) -> None:
+        """Decode chunks and write the media file atomically (nothing is left on error)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write files")

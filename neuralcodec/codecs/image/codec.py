@@ -1,0 +1,346 @@
+"""The learned image codec: GDN transforms + per-quality gains + mean-scale hyperprior.
+
+Shapes: images ``[B, 3, H, W]`` in [0, 1]; latent ``y [B, M, H/16, W/16]``; side latent
+``z [B, N, H/64, W/64]`` (``H``, ``W`` padded to multiples of 64). Qualities are 1-based floats
+``[B]`` in ``[1, Q]`` (see :mod:`neuralcodec.codecs.image.gain`).
+
+Coding path (one image): pad -> ``g_a`` -> ``y * gain[q]`` -> :class:`~neuralcodec.entropy.Hyperprior`
+(``z`` under the factorized prior, ``round(y - mean)`` under integer Gaussian tables whose index
+comes from an integer-exact network) -> two chunks, ``z`` then ``y``. Decoding runs the same
+entropy path backwards, multiplies by ``inverse_gain[q]``, synthesises, crops and clamps. The
+eval-mode :meth:`ImageCodec.forward` computes the very same ``y_hat`` and exact code lengths, so
+the file size matches the model's estimate (up to the ANS flush words) and the decoded image is
+the eval-mode reconstruction.
+
+Grayscale images are replicated to RGB for the model and stored with ``channels = 1``; the
+decoder returns the mean of the three reconstructed channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from neuralcodec.bitstream import Modality, StreamHeader
+from neuralcodec.codecs.base import Codec, Metadata
+from neuralcodec.codecs.image.gain import QualityGain
+from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_size
+from neuralcodec.codecs.image.transforms import STRIDE, AnalysisTransform, SynthesisTransform
+from neuralcodec.entropy import Hyperprior
+from neuralcodec.entropy.ops import round_ste
+from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION
+from neuralcodec.errors import BitstreamError, MediaError, ModelError, NeuralCodecError
+
+#: Largest image side and pixel count the decoder accepts from a header (guards allocations).
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 28
+#: Quality values written to a file are rounded to this many decimals (encoder uses the same value).
+QUALITY_DECIMALS = 4
+#: Default MSE rate-distortion weights (loss = bpp + lambda * 255^2 * MSE), lowest quality first.
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+@dataclass
+class ImageCodecOutput:
+    """What :meth:`ImageCodec.forward` returns (all per image of the batch)."""
+
+    x_hat: Tensor  # [B, 3, H, W] reconstruction (unclamped), cropped to the input size
+    y_bits: Tensor  # [B] -sum log2 p(y_hat | z_hat)
+    z_bits: Tensor  # [B] -sum log2 p(z_hat)
+    num_pixels: int  # H * W of the input (unpadded)
+
+    @property
+    def bits(self) -> Tensor:
+        """Total estimated bits per image ``[B]``."""
+        return self.y_bits + self.z_bits
+
+    @property
+    def bpp(self) -> Tensor:
+        """Estimated bits per (unpadded) pixel ``[B]``."""
+        return self.bits / self.num_pixels
+
+
+def _bits(likelihoods: Tensor) -> Tensor:
+    """``-sum log2 p`` per batch item of ``likelihoods [B, ...]`` -> ``[B]``."""
+    return -torch.log2(likelihoods).flatten(1).sum(dim=1)
+
+
+def _format_quality(value: float) -> int | float:
+    """Quality as written to metadata: an int for integer levels, else rounded to QUALITY_DECIMALS."""
+    rounded = round(float(value), QUALITY_DECIMALS)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+class ImageCodec(Codec):
+    """Mean-scale hyperprior image codec with ``Q`` quality levels in one model.
+
+    ``config`` keys: ``N`` (transform channels), ``M`` (latent channels), ``lambdas`` (one
+    rate-distortion weight per quality level, increasing; their count is ``Q``),
+    ``default_quality``, ``gain_spread`` (initial gain range), ``decoder_quantization``
+    (``"ste"``: the synthesis sees rounded latents in training, ``"noise"``: noisy ones),
+    ``entropy`` (kwargs of :class:`~neuralcodec.entropy.Hyperprior`: ``z_channels``,
+    ``hidden_channels``, ``scale_min``, ``scale_max``, ``num_scales``, ``act_frac_bits``),
+    ``target_bpp_refine`` (bisection steps between levels for ``target_bpp``), optional ``name``.
+    """
+
+    modality = Modality.IMAGE
+    codec_id = "image"
+    input_extensions = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        cfg = self.config
+        unknown = set(cfg) - {"codec", "name", "N", "M", "lambdas", "default_quality", "gain_spread",
+                              "decoder_quantization", "entropy", "target_bpp_refine"}
+        if unknown:
+            raise ModelError(f"unknown image codec config key(s): {', '.join(sorted(unknown))}")
+        self.N, self.M = int(cfg.get("N", 128)), int(cfg.get("M", 192))
+        self.lambdas = [float(v) for v in cfg.get("lambdas", DEFAULT_LAMBDAS)]
+        if len(self.lambdas) < 1 or any(b <= a for a, b in zip(self.lambdas, self.lambdas[1:])) \
+                or min(self.lambdas) <= 0:
+            raise ModelError("lambdas must be positive and strictly increasing (one per quality level)")
+        self.num_qualities = len(self.lambdas)
+        self.default_quality = int(cfg.get("default_quality", (self.num_qualities + 1) // 2))
+        if not 1 <= self.default_quality <= self.num_qualities:
+            raise ModelError(f"default_quality must lie in 1..{self.num_qualities}")
+        self.decoder_quantization = str(cfg.get("decoder_quantization", "ste"))
+        if self.decoder_quantization not in ("ste", "noise"):
+            raise ModelError("decoder_quantization must be 'ste' or 'noise'")
+        self.target_bpp_refine = int(cfg.get("target_bpp_refine", 6))
+        entropy = dict(cfg.get("entropy", {}))
+        z_channels = int(entropy.pop("z_channels", self.N))
+        hidden = int(entropy.pop("hidden_channels", self.N))
+        self.g_a = AnalysisTransform(self.N, self.M)
+        self.g_s = SynthesisTransform(self.N, self.M)
+        self.gain = QualityGain(self.num_qualities, self.M, float(cfg.get("gain_spread", 3.0)))
+        self.hyperprior = Hyperprior(self.M, z_channels, hidden, **entropy)
+
+    # ----- identity ---------------------------------------------------------------------------
+    @property
+    def entropy_model_id(self) -> str:
+        return f"mean-scale-hyperprior/{self.hyperprior.gaussian.family}/tables-v{TABLE_VERSION}"
+
+    @property
+    def coder_precision(self) -> int:
+        return PRECISION
+
+    def freeze(self) -> "ImageCodec":
+        """Build the entropy model's integer tables from the current weights (after training)."""
+        self.hyperprior.freeze()
+        self._fingerprint = None
+        return self
+
+    def aux_loss(self) -> Tensor:
+        """Quantile loss of the side-latent prior (trained alongside the R-D loss)."""
+        return self.hyperprior.aux_loss()
+
+    def stream_header(self, metadata: Mapping[str, Any]) -> StreamHeader:
+        """The container header ``codec encode`` writes for ``metadata`` (used to measure file sizes)."""
+        return StreamHeader(modality=self.modality, codec_id=self.codec_id, model_id=self.model_id,
+                            fingerprint=self.fingerprint(), entropy_model_id=self.entropy_model_id,
+                            coder_precision=self.coder_precision, metadata=dict(metadata))
+
+    # ----- quality ----------------------------------------------------------------------------
+    def _qualities(self, quality: Tensor | float | int | None, batch: int, device: torch.device) -> Tensor:
+        if quality is None:
+            quality = float(self.default_quality)
+        q = torch.as_tensor(quality, dtype=torch.float32, device=device).reshape(-1)
+        if q.numel() == 1 and batch > 1:
+            q = q.expand(batch)
+        if q.numel() != batch:
+            raise ValueError(f"{q.numel()} qualities for a batch of {batch}")
+        return self.gain.check(q).to(device)
+
+    # ----- training / evaluation --------------------------------------------------------------
+    def forward(self, x: Tensor, quality: Tensor | float | int | None = None) -> ImageCodecOutput:
+        """Reconstruction and code lengths for ``x [B, 3, H, W]`` at ``quality`` (float ``[B]`` or scalar).
+
+        Training: additive-noise rate proxy; the synthesis sees ``round_ste(y - mean) + mean``
+        (``decoder_quantization="ste"``). Eval mode (frozen model): exactly the coding path,
+        with the exact integer-table code lengths.
+        """
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images [B, 3, H, W], got {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        q = self._qualities(quality, x.shape[0], x.device)
+        y = self.g_a(pad_to_multiple(x, STRIDE)) * self.gain.gain(q)
+        hp = self.hyperprior
+        if self.training:
+            z = hp.h_a(y)
+            z_hat, lik_z = hp.factorized(z)
+            means = hp.h_s_mean(z_hat)
+            y_noisy, lik_y = hp.gaussian(y, hp.scales(z_hat), means)
+            y_hat = round_ste(y - means) + means if self.decoder_quantization == "ste" else y_noisy
+        else:
+            y_hat, liks = hp(y)
+            lik_y, lik_z = liks["y"], liks["z"]
+        x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
+        return ImageCodecOutput(crop_to(x_hat, height, width), _bits(lik_y), _bits(lik_z), height * width)
+
+    # ----- coding -----------------------------------------------------------------------------
+    @staticmethod
+    def _as_image(x: Any) -> Tensor:
+        """``[C, H, W]`` float in [0, 1] with C in (1, 3), from a tensor ``[C, H, W]`` or ``[1, C, H, W]``."""
+        x = torch.as_tensor(x)
+        if x.dim() == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.dim() != 3 or x.shape[0] not in (1, 3) or x.shape[1] < 1 or x.shape[2] < 1:
+            raise MediaError(f"expected an image tensor [C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
+        if not torch.is_floating_point(x):
+            raise MediaError(f"expected a float image in [0, 1], got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise MediaError("image contains non-finite values")
+        if x.shape[1] > MAX_SIDE or x.shape[2] > MAX_SIDE or x.shape[1] * x.shape[2] > MAX_PIXELS:
+            raise MediaError(f"image of {x.shape[2]}x{x.shape[1]} pixels is larger than this codec supports")
+        return x.float().clamp(0.0, 1.0)
+
+    def _code(self, y: Tensor, quality: float) -> list[bytes]:
+        """Chunks ``[z bytes, y bytes]`` for the ungained latent ``y [1, M, h, w]`` at ``quality``."""
+        q = torch.tensor([quality], dtype=torch.float32, device=y.device)
+        try:
+            (y_strings, z_strings), _ = self.hyperprior.compress(y * self.gain.gain(q))
+        except ValueError as exc:
+            raise ModelError(f"cannot entropy-code this image with model {self.model_id!r}: {exc}") from exc
+        return [z_strings[0], y_strings[0]]
+
+    def _metadata(self, height: int, width: int, channels: int, quality: float) -> Metadata:
+        return {"width": width, "height": height, "channels": channels, "quality": _format_quality(quality)}
+
+    @torch.no_grad()
+    def compress(self, x: Any, quality: float | int | None = None, target_bpp: float | None = None,
+                 **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Image ``[C, H, W]`` in [0, 1] -> (metadata, chunks). ``target_bpp`` searches the quality."""
+        unsupported = sorted(k for k, v in options.items() if v is not None)
+        if unsupported:
+            raise NeuralCodecError("option(s) not supported by the image codec: "
+                                   + ", ".join("--" + k.replace("_", "-") for k in unsupported))
+        if quality is not None and target_bpp is not None:
+            raise NeuralCodecError("give either --quality or --target-bpp, not both")
+        if quality is not None:
+            if not (isinstance(quality, (int, float)) and 1 <= quality <= self.num_qualities):
+                raise NeuralCodecError(f"--quality must lie in 1..{self.num_qualities} (higher = better), "
+                                       f"got {quality}")
+        if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
+            raise NeuralCodecError(f"--target-bpp must be a positive number, got {target_bpp}")
+        self.hyperprior.require_frozen()
+        image = self._as_image(x)
+        channels, height, width = image.shape
+        rgb = image.expand(3, -1, -1) if channels == 1 else image
+        device = next(self.parameters()).device
+        y = self.g_a(pad_to_multiple(rgb[None].to(device), STRIDE))
+        if target_bpp is not None:
+            q_value, chunks = self._search_quality(y, height, width, channels, float(target_bpp))
+        else:
+            q_value = float(_format_quality(self.default_quality if quality is None else quality))
+            chunks = self._code(y, q_value)
+        return self._metadata(height, width, channels, q_value), iter(chunks)
+
+    def _file_bits(self, metadata: Metadata, chunks: list[bytes]) -> int:
+        """Exact size in bits of the file ``codec encode`` writes for these chunks."""
+        from neuralcodec.bitstream import bitstream_to_bytes
+
+        return 8 * len(bitstream_to_bytes(self.stream_header(metadata), chunks))
+
+    def _search_quality(self, y: Tensor, height: int, width: int, channels: int,
+                        target_bpp: float) -> tuple[float, list[bytes]]:
+        """The quality whose whole file is closest to ``target_bpp`` (actual sizes, not estimates).
+
+        Bisection over the integer levels (file size grows with quality), then ``target_bpp_refine``
+        bisection steps on the continuous quality between the two bracketing levels.
+        """
+        pixels = height * width
+        tried: dict[float, tuple[float, list[bytes]]] = {}
+
+        def bpp_at(q: float) -> float:
+            q = float(_format_quality(q))
+            if q not in tried:
+                chunks = self._code(y, q)
+                tried[q] = (self._file_bits(self._metadata(height, width, channels, q), chunks) / pixels, chunks)
+            return tried[q][0]
+
+        lo, hi = 1, self.num_qualities
+        if bpp_at(lo) < target_bpp < bpp_at(hi):
+            while hi - lo > 1:  # invariant: bpp(lo) < target < bpp(hi)
+                mid = (lo + hi) // 2
+                if bpp_at(mid) < target_bpp:
+                    lo = mid
+                else:
+                    hi = mid
+            a, b = float(lo), float(hi)
+            for _ in range(self.target_bpp_refine):
+                mid = 0.5 * (a + b)
+                if bpp_at(mid) < target_bpp:
+                    a = mid
+                else:
+                    b = mid
+        best = min(tried, key=lambda q: (abs(tried[q][0] - target_bpp), -q))
+        return best, tried[best][1]
+
+    def _check_metadata(self, metadata: Mapping[str, Any]) -> tuple[int, int, int, float]:
+        try:
+            width, height = int(metadata["width"]), int(metadata["height"])
+            channels, quality = int(metadata["channels"]), float(metadata["quality"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BitstreamError(f"image stream metadata is missing or malformed: {exc}") from None
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
+            raise BitstreamError(f"image stream has an invalid size {width}x{height}")
+        if channels not in (1, 3):
+            raise BitstreamError(f"image stream has {channels} channels (1 or 3 expected)")
+        if not (math.isfinite(quality) and 1 <= quality <= self.num_qualities):
+            raise BitstreamError(f"image stream quality {quality} is outside 1..{self.num_qualities}")
+        return width, height, channels, quality
+
+    @torch.no_grad()
+    def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Tensor:
+        """(metadata, chunks) -> image ``[C, H, W]`` float in [0, 1] (C from the metadata)."""
+        width, height, channels, quality = self._check_metadata(metadata)
+        payloads = []
+        for payload in chunks:
+            payloads.append(bytes(payload))
+            if len(payloads) > 2:
+                break
+        if len(payloads) != 2:
+            raise BitstreamError(f"image stream has {len(payloads)} chunk(s); expected 2 (z, then y)")
+        self.hyperprior.require_frozen()
+        pad_h, pad_w = padded_size(height, width, STRIDE)
+        z_bytes, y_bytes = payloads
+        y_hat = self.hyperprior.decompress([[y_bytes], [z_bytes]], (pad_h // STRIDE, pad_w // STRIDE))
+        device = next(self.parameters()).device
+        q = torch.tensor([quality], dtype=torch.float32, device=device)
+        x_hat = self.g_s(y_hat.to(device) * self.gain.inverse_gain(q))
+        image = crop_to(x_hat[0], height, width).clamp(0.0, 1.0)
+        if channels == 1:
+            image = image.mean(dim=0, keepdim=True)
+        return image.cpu()
+
+    # ----- files ------------------------------------------------------------------------------
+    def compress_file(self, path: Any, quality: float | int | None = None, target_bpp: float | None = None,
+                      **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Read an 8-bit image (RGB or grayscale) and compress it."""
+        from neuralcodec.media import load_image
+
+        unsupported = sorted(k for k, v in options.items() if v is not None)
+        if unsupported:
+            raise NeuralCodecError("option(s) not supported by the image codec: "
+                                   + ", ".join("--" + k.replace("_", "-") for k in unsupported))
+        return self.compress(load_image(path, mode="auto"), quality=quality, target_bpp=target_bpp)
+
+    def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
+                           **options: Any) -> None:
+        """Decode and write an 8-bit image (format from the extension, e.g. .png), atomically."""
+        from neuralcodec.media import save_image
+
+        unsupported = sorted(k for k, v in options.items() if v is not None)
+        if unsupported:
+            raise NeuralCodecError("option(s) not supported by the image codec: "
+                                   + ", ".join("--" + k.replace("_", "-") for k in unsupported))
+        image = self.decompress(metadata, chunks)
+        save_image(Path(path), image)
+
+
+__all__ = ["DEFAULT_LAMBDAS", "ImageCodec", "ImageCodecOutput"]

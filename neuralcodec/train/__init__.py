@@ -1,0 +1,1 @@
+"""Training: Lightning modules, losses, discriminators, data modules and the Hydra entry point."""

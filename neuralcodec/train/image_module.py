@@ -1,0 +1,116 @@
+"""Rate-distortion training of the variable-rate image codec (one model, all quality levels).
+
+Every training image draws its own quality ``q`` (continuous in ``[1, Q]`` with probability
+``continuous_fraction``, else one of the integer levels), and the loss is
+
+    mean over the batch of  bpp(x, q) + lambda(q) * 255^2 * MSE(x, x_hat)
+
+with ``lambda(q)`` interpolated log-linearly between the configured levels; so the gains of all
+levels (and the points between them, used by ``--target-bpp``) train together. The side-latent
+prior's quantiles are fitted by their auxiliary loss in the same optimiser (their own parameter
+group, higher learning rate, excluded from gradient clipping). Validation freezes the entropy
+model and reports the exact code length and PSNR at a few qualities; the model is frozen again at
+the end of training so the exported file codes with tables of its final weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from neuralcodec.codecs.image.gain import interpolate_lambdas
+from neuralcodec.train.module import CodecModule
+
+
+def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
+    """PSNR in dB from mean squared error(s)."""
+    return 10.0 * torch.log10(peak**2 / mse.clamp_min(1e-10))
+
+
+class ImageRDModule(CodecModule):
+    """Trains :class:`~neuralcodec.codecs.image.ImageCodec` on batches ``[B, 3, H, W]`` in [0, 1]."""
+
+    def __init__(self, codec: Mapping[str, Any], lr: float = 1e-4, betas: Sequence[float] = (0.9, 0.999),
+                 weight_decay: float = 0.0, warmup_steps: int = 200, total_steps: int = 100_000,
+                 grad_clip: float = 1.0, aux_lr_factor: float = 10.0, continuous_fraction: float = 0.5,
+                 quality_per: str = "image", val_qualities: Sequence[float] | None = None) -> None:
+        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip)
+        if quality_per not in ("image", "batch"):
+            raise ValueError("quality_per must be 'image' or 'batch'")
+        q = self.codec.num_qualities
+        default_val = sorted({1, (q + 1) // 2, q})
+        self.save_hyperparameters({"aux_lr_factor": aux_lr_factor, "continuous_fraction": continuous_fraction,
+                                   "quality_per": quality_per,
+                                   "val_qualities": list(val_qualities) if val_qualities else default_val})
+
+    # ----- loss -------------------------------------------------------------------------------
+    def sample_qualities(self, batch: int, device: torch.device) -> Tensor:
+        """Float qualities ``[B]`` in ``[1, Q]``: per image (or one per batch), integer or continuous."""
+        levels = self.codec.num_qualities
+        n = batch if self.hparams.quality_per == "image" else 1
+        integer = torch.randint(1, levels + 1, (n,), device=device).float()
+        continuous = 1.0 + torch.rand(n, device=device) * (levels - 1)
+        use_continuous = torch.rand(n, device=device) < self.hparams.continuous_fraction
+        q = torch.where(use_continuous, continuous, integer)
+        return q.expand(batch) if n == 1 else q
+
+    def rd_terms(self, x: Tensor, quality: Tensor) -> dict[str, Tensor]:
+        """Per-image ``bpp``, ``mse`` and weighted loss ``[B]`` for images ``x [B, 3, H, W]``."""
+        out = self.codec(x, quality)
+        mse = (out.x_hat - x).pow(2).flatten(1).mean(dim=1)
+        lam = interpolate_lambdas(self.codec.lambdas, quality)
+        return {"bpp": out.bpp, "mse": mse, "loss": out.bpp + lam * (255.0**2) * mse}
+
+    def training_losses(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        x = batch
+        quality = self.sample_qualities(x.shape[0], x.device)
+        terms = self.rd_terms(x, quality)
+        aux = self.codec.aux_loss()
+        loss = terms["loss"].mean() + aux
+        logs = {"rd_loss": terms["loss"].mean().detach(), "bpp": terms["bpp"].mean().detach(),
+                "mse": terms["mse"].mean().detach(), "psnr": psnr(terms["mse"]).mean().detach(),
+                "aux": aux.detach(), "quality": quality.mean()}
+        return loss, logs
+
+    # ----- optimiser --------------------------------------------------------------------------
+    def _aux_parameters(self) -> list[Tensor]:
+        return [self.codec.hyperprior.factorized.quantiles]
+
+    def _main_parameters(self) -> list[Tensor]:
+        aux = {id(p) for p in self._aux_parameters()}
+        return [p for p in self.codec.parameters() if id(p) not in aux]
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        groups = [{"params": self._main_parameters()},
+                  {"params": self._aux_parameters(), "lr": hp.lr * hp.aux_lr_factor, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        return {"optimizer": optimizer, "lr_scheduler": self._scheduler(optimizer)}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip the R-D gradient only (the quantiles' auxiliary gradient must not shrink it)."""
+        if self.hparams.grad_clip and self.hparams.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self._main_parameters(), self.hparams.grad_clip)
+
+    # ----- validation / export ----------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self.codec.freeze()
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        x = batch
+        for q in self.hparams.val_qualities:
+            quality = torch.full((x.shape[0],), float(q), device=x.device)
+            out = self.codec(x, quality)
+            mse = (out.x_hat.clamp(0, 1) - x).pow(2).flatten(1).mean(dim=1)
+            tag = f"q{q:g}"
+            self.log(f"val/bpp_{tag}", out.bpp.mean(), on_epoch=True, batch_size=x.shape[0])
+            self.log(f"val/psnr_{tag}", psnr(mse).mean(), on_epoch=True, batch_size=x.shape[0])
+            lam = self.codec.lambdas[min(len(self.codec.lambdas), max(1, math.floor(q))) - 1]
+            self.log(f"val/loss_{tag}", (out.bpp + lam * 255.0**2 * mse).mean(), on_epoch=True,
+                     batch_size=x.shape[0])
+
+    def on_train_end(self) -> None:
+        self.codec.freeze()

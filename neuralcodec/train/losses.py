@@ -1,0 +1,61 @@
+"""Losses for codec training: multi-resolution mel L1, least-squares/hinge GAN terms, feature matching."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import Tensor, nn
+
+from neuralcodec.train.discriminators import DiscriminatorOutput
+
+
+class MultiResolutionMelLoss(nn.Module):
+    """Mean L1 distance between log-mel spectrograms at several STFT resolutions.
+
+    Also serves as the validation "mel distance" metric. Inputs are ``[B, 1, T]`` waveforms.
+    """
+
+    def __init__(self, sample_rate: int, fft_sizes: Sequence[int] = (256, 512, 1024, 2048),
+                 n_mels: Sequence[int] = (20, 40, 80, 128)) -> None:
+        super().__init__()
+        self.transforms = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n, hop_length=n // 4, n_mels=m, power=1.0,
+                                                 center=True, f_max=sample_rate / 2)
+            for n, m in zip(fft_sizes, n_mels))
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        loss = fake.new_zeros(())
+        for mel in self.transforms:
+            loss = loss + F.l1_loss(torch.log(mel(fake[:, 0]).clamp_min(1e-5)), torch.log(mel(real[:, 0]).clamp_min(1e-5)))
+        return loss / len(self.transforms)
+
+
+def discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
+    """Hinge loss for the discriminator, averaged over sub-discriminators."""
+    loss = real[0][0].new_zeros(())
+    for (r, _), (f, _) in zip(real, fake):
+        loss = loss + F.relu(1 - r).mean() + F.relu(1 + f).mean()
+    return loss / len(real)
+
+
+def generator_adversarial_loss(fake: DiscriminatorOutput) -> Tensor:
+    """Hinge generator loss, averaged over sub-discriminators."""
+    loss = fake[0][0].new_zeros(())
+    for f, _ in fake:
+        loss = loss + F.relu(1 - f).mean()
+    return loss / len(fake)
+
+
+def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
+    """Mean relative L1 distance between discriminator feature maps of real and generated audio."""
+    loss = real[0][0].new_zeros(())
+    count = 0
+    for (_, real_feats), (_, fake_feats) in zip(real, fake):
+        for r, f in zip(real_feats, fake_feats):
+            r = r.detach()
+            loss = loss + (r - f).abs().mean() / (r.abs().mean() + 1e-5)
+            count += 1
+    return loss / max(count, 1)

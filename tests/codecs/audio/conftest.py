@@ -1,0 +1,34 @@
+"""A tiny, randomly initialised audio codec for fast tests of the coding paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuralcodec.codecs.registry import build_codec
+
+TINY_CONFIG = {
+    "codec": "audio",
+    "name": "tiny-test",
+    "sample_rate": 16000,
+    "hop_length": 320,
+    "latent_dim": 16,
+    "chunk_seconds": 0.5,
+    "encoder_margin_frames": 12,
+    "decoder_margin_frames": 12,
+    "encoder": {"channels": [32, 48], "depths": [1, 1], "strides": [2]},
+    "decoder": {"type": "vocos", "dim": 48, "depth": 2, "upsample": 2},
+    "quantizer": {"name": "rvq", "num_codebooks": 3, "codebook_size": 64, "codebook_dim": 4},
+    "prior": {"context": "causal"},
+}
+
+
+@pytest.fixture
+def tiny_codec():
+    torch.manual_seed(0)
+    codec = build_codec(TINY_CONFIG)
+    # one training-mode pass initialises the codebooks (k-means) from real latents
+    codec.train()
+    with torch.no_grad():
+        codec(torch.randn(4, 1, 16000) * 0.1)
+    return codec.eval().freeze_entropy_models()

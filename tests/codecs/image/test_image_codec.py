@@ -1,0 +1,153 @@
+"""Image codec: real coding (file = estimate, decode = eval forward), any size, gray, quality, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import make_codec
+
+from neuralcodec.bitstream import bitstream_to_bytes
+from neuralcodec.codecs.image import STRIDE, ImageCodec, pad_to_multiple
+from neuralcodec.errors import BitstreamError, NeuralCodecError
+from neuralcodec.media import load_image
+
+
+def psnr_8bit(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between two [0, 1] images after rounding both to 8 bits."""
+    qa, qb = (t.clamp(0, 1).mul(255).round() for t in (a, b))
+    mse = (qa - qb).pow(2).mean().item()
+    return 10 * math.log10(255.0**2 / max(mse, 1e-12))
+
+
+def forward_reconstruction(codec: ImageCodec, image: torch.Tensor, quality: float) -> torch.Tensor:
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    with torch.no_grad():
+        x_hat = codec(rgb[None], quality).x_hat[0].clamp(0, 1)
+    return x_hat.mean(0, keepdim=True) if image.shape[0] == 1 else x_hat
+
+
+def file_bits(codec: ImageCodec, metadata, chunks) -> int:
+    return 8 * len(bitstream_to_bytes(codec.stream_header(metadata), chunks))
+
+
+@pytest.mark.parametrize("name", ["chelsea.png", "camera.png"])
+def test_round_trip_matches_eval_forward_and_estimate(codec, dev_images, name):
+    image = load_image(dev_images / name)
+    metadata, chunks = codec.compress(image, quality=3)
+    chunks = list(chunks)
+    decoded = codec.decompress(metadata, chunks)
+    assert decoded.shape == image.shape
+    assert metadata["width"] == image.shape[2] and metadata["height"] == image.shape[1]
+    assert metadata["channels"] == image.shape[0] and metadata["quality"] == 3
+    reference = forward_reconstruction(codec, image, 3.0)
+    assert abs(psnr_8bit(decoded, image) - psnr_8bit(reference, image)) <= 0.01
+    # estimated (eval forward, exact integer tables) vs actual payload bits
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    with torch.no_grad():
+        estimate = codec(rgb[None], 3.0).bits.item()
+    actual = 8 * sum(len(c) for c in chunks)
+    assert abs(actual - estimate) / actual < 0.01
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (3, 65), (64, 64), (70, 129)])
+def test_any_size(codec, height, width):
+    image = torch.rand(3, height, width)
+    metadata, chunks = codec.compress(image, quality=2)
+    decoded = codec.decompress(metadata, list(chunks))
+    assert decoded.shape == (3, height, width)
+    assert torch.allclose(decoded, forward_reconstruction(codec, image, 2.0), atol=1e-6)
+
+
+def test_grayscale_is_stored_as_one_channel(codec):
+    gray = torch.rand(1, 40, 50)
+    metadata, chunks = codec.compress(gray)
+    assert metadata["channels"] == 1 and metadata["quality"] == codec.default_quality
+    decoded = codec.decompress(metadata, list(chunks))
+    assert decoded.shape == (1, 40, 50)
+
+
+def test_rate_grows_with_quality(codec):
+    torch.manual_seed(1)
+    image = torch.rand(3, 64, 96) * 0.5 + 0.25
+    sizes = []
+    for q in range(1, codec.num_qualities + 1):
+        metadata, chunks = codec.compress(image, quality=q)
+        sizes.append(sum(len(c) for c in chunks))
+    assert sizes[0] < sizes[-1]
+    assert sum(b >= a for a, b in zip(sizes, sizes[1:])) >= codec.num_qualities - 2
+
+
+def test_target_bpp_picks_the_closest_actual_size(codec):
+    torch.manual_seed(2)
+    image = torch.rand(3, 128, 128)
+    pixels = 128 * 128
+    low = file_bits(codec, *(lambda m, c: (m, list(c)))(*codec.compress(image, quality=1))) / pixels
+    high = file_bits(codec, *(lambda m, c: (m, list(c)))(*codec.compress(image, quality=codec.num_qualities))) / pixels
+    target = 0.5 * (low + high)
+    metadata, chunks = codec.compress(image, target_bpp=target)
+    got = file_bits(codec, metadata, list(chunks)) / pixels
+    assert abs(got - target) < 0.05 * target
+    assert 1 < metadata["quality"] < codec.num_qualities
+    # a fractional quality decodes like any other
+    assert codec.decompress(metadata, codec.compress(image, quality=metadata["quality"])[1]).shape == image.shape
+    # targets outside the model's range clamp to the end levels
+    assert codec.compress(image, target_bpp=low / 10)[0]["quality"] == 1
+    assert codec.compress(image, target_bpp=high * 10)[0]["quality"] == codec.num_qualities
+
+
+def test_options_and_quality_are_validated(codec, tmp_path):
+    image = torch.rand(3, 16, 16)
+    with pytest.raises(NeuralCodecError, match="either"):
+        codec.compress(image, quality=2, target_bpp=0.5)
+    with pytest.raises(NeuralCodecError, match="quality"):
+        codec.compress(image, quality=codec.num_qualities + 1)
+    with pytest.raises(NeuralCodecError, match="target-bpp"):
+        codec.compress(image, target_bpp=-1.0)
+    with pytest.raises(NeuralCodecError, match="--bitrate"):
+        codec.compress_file(tmp_path / "unused.png", bitrate=6.0)
+    metadata, chunks = codec.compress(image)
+    with pytest.raises(NeuralCodecError, match="--frames"):
+        codec.decompress_to_file(metadata, chunks, tmp_path / "out.png", frames="0:1")
+
+
+def test_corrupt_streams_raise_bitstream_errors(codec):
+    image = torch.rand(3, 64, 64)
+    metadata, chunks = codec.compress(image)
+    z_bytes, y_bytes = list(chunks)
+    with pytest.raises(BitstreamError, match="chunk"):
+        codec.decompress(metadata, [z_bytes])
+    with pytest.raises(BitstreamError, match="chunk"):
+        codec.decompress(metadata, [z_bytes, y_bytes, b""])
+    with pytest.raises(BitstreamError):
+        codec.decompress(metadata, [z_bytes, y_bytes[:-4]])
+    with pytest.raises(BitstreamError):
+        codec.decompress(metadata, [z_bytes, y_bytes + b"\x00\x00\x00\x01"])
+    for bad in ({"quality": 0}, {"width": 0}, {"channels": 2}, {"height": 1 << 20}):
+        with pytest.raises(BitstreamError):
+            codec.decompress({**metadata, **bad}, [z_bytes, y_bytes])
+    with pytest.raises(BitstreamError, match="metadata"):
+        codec.decompress({"width": 64}, [z_bytes, y_bytes])
+
+
+def test_padding_is_edge_replication():
+    x = torch.arange(6.0).view(1, 1, 2, 3)
+    padded = pad_to_multiple(x, STRIDE)
+    assert padded.shape == (1, 1, STRIDE, STRIDE)
+    assert torch.equal(padded[..., :2, :3], x)
+    assert torch.all(padded[0, 0, 5, :3] == x[0, 0, 1]) and torch.all(padded[0, 0, :2, 7] == x[0, 0, :, 2])
+
+
+def test_unfrozen_model_refuses_to_code():
+    codec = make_codec()
+    codec.hyperprior.unfreeze()
+    with pytest.raises(NeuralCodecError, match="freeze"):
+        codec.compress(torch.rand(3, 8, 8))
+
+
+def test_config_is_validated():
+    with pytest.raises(NeuralCodecError, match="increasing"):
+        make_codec(lambdas=[0.1, 0.01])
+    with pytest.raises(NeuralCodecError, match="unknown"):
+        make_codec(quantizer={"name": "rvq"})
