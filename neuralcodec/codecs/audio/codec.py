@@ -138,14 +138,25 @@ class AudioCodec(Codec):
 
     @torch.no_grad()
     def encode(self, wav: Tensor, sample_rate: int | None = None, lengths: Tensor | None = None,
-               num_codebooks: int | None = None) -> Tensor:
+               num_codebooks: int | None = None, exact: bool = True) -> Tensor:
         """Waveform ``[B, 1, T]`` (or ``[B, T]``/``[T]``) -> codes int64 ``[B, Q, F]``.
 
         ``sample_rate`` (if given and different) resamples first. With ``lengths`` (samples per item,
-        at the input rate), each item gets exactly the codes it would get alone; frames past an
-        item's own ``ceil(length / hop)`` are padding (their values are unspecified).
+        at the input rate), item ``i`` gets the codes it gets alone in its first
+        ``ceil(length_i * model_rate / rate / hop)`` frames; later frames are padding, filled with 0.
+
+        ``exact=True`` (default) guarantees this bit for bit by running the network on each item at
+        its own length. ``exact=False`` runs one masked batch (every temporal layer re-zeroes the
+        padding, so the maths is identical) — faster on GPUs, but float rounding of batched
+        kernels can flip a code that sits on a near-tie between two codewords (rare).
         """
         wav = self._as_batch(wav)
+        if lengths is not None and exact:
+            lengths = torch.as_tensor(lengths).tolist()
+            items = [self.encode(wav[i:i + 1, :, : int(n)], sample_rate, num_codebooks=num_codebooks)
+                     for i, n in enumerate(lengths)]
+            width = max(c.shape[-1] for c in items)
+            return torch.cat([F.pad(c, (0, width - c.shape[-1])) for c in items])
         if sample_rate is not None and sample_rate != self.sample_rate:
             if lengths is not None:
                 lengths = torch.ceil(lengths.float() * self.sample_rate / sample_rate).long()
