@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from pathlib import Path
@@ -25,43 +24,25 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from neuralcodec.errors import NeuralCodecError
+from neuralcodec.train.data.files import find_files, split_by_key
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 
 def list_audio_files(roots: str | Path | Sequence[str | Path], min_seconds: float = 0.5) -> list[tuple[Path, str, float]]:
-    """All audio files under ``roots`` as ``(path, key, duration_s)``; ``key`` is root-relative (split hash input)."""
-    if isinstance(roots, (str, Path)):
-        roots = [roots]
+    """Readable audio files of at least ``min_seconds`` under ``roots`` as ``(path, key, duration_s)``."""
     found = []
-    for root in roots:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise NeuralCodecError(f"training data folder not found: {root}")
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
-                continue
-            try:
-                info = sf.info(str(path))
-            except Exception:  # unreadable files are skipped, not fatal, in a large corpus
-                continue
-            duration = info.frames / info.samplerate if info.samplerate else 0.0
-            if duration >= min_seconds:
-                found.append((path, path.relative_to(root).as_posix(), duration))
+    for path, key in find_files(roots, AUDIO_EXTENSIONS, "training audio"):
+        try:
+            info = sf.info(str(path))
+        except Exception:  # unreadable files are skipped, not fatal, in a large corpus
+            continue
+        duration = info.frames / info.samplerate if info.samplerate else 0.0
+        if duration >= min_seconds:
+            found.append((path, key, duration))
     if not found:
-        raise NeuralCodecError(f"no audio files of at least {min_seconds} s under {', '.join(map(str, roots))}")
+        raise NeuralCodecError(f"no audio files of at least {min_seconds} s under {roots}")
     return found
-
-
-def split_files(files: list[tuple[Path, str, float]], val_fraction: float) -> tuple[list, list]:
-    """Deterministic by-file split: a file is validation iff the hash of its key falls below ``val_fraction``."""
-    train, val = [], []
-    for item in files:
-        h = int.from_bytes(hashlib.sha1(item[1].encode()).digest()[:8], "little") / 2**64
-        (val if h < val_fraction else train).append(item)
-    if not train:
-        raise NeuralCodecError("the validation split took every file; lower data.val_fraction")
-    return train, val
 
 
 _RESAMPLERS: dict[tuple[int, int], torchaudio.transforms.Resample] = {}
@@ -177,7 +158,7 @@ class AudioFolderDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         files = list_audio_files(self.train_dir, self.min_seconds)
-        train, val = split_files(files, self.val_fraction)
+        train, val = split_by_key(files, self.val_fraction)
         val = sorted(val, key=lambda f: f[1])[: self.max_val_files]
         self.train_set = AudioSegmentDataset(train, self.sample_rate, self.segment_seconds, True, self.items_per_epoch,
                                              self.loudness_db, self.channel_mode, self.seed)

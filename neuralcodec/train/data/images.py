@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from pathlib import Path
@@ -27,36 +26,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from neuralcodec.errors import MediaError, NeuralCodecError
+from neuralcodec.train.data.files import find_files, split_by_key
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 
 def list_image_files(roots: str | Path | Sequence[str | Path]) -> list[tuple[Path, str]]:
     """All image files under ``roots`` as ``(path, key)``; ``key`` is root-relative (split hash input)."""
-    if isinstance(roots, (str, Path)):
-        roots = [roots]
-    found = []
-    for root in roots:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise NeuralCodecError(f"training image folder not found: {root}")
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
-                found.append((path, f"{root.name}/{path.relative_to(root).as_posix()}"))
-    if not found:
-        raise NeuralCodecError(f"no image files under {', '.join(map(str, roots))}")
-    return found
-
-
-def split_images(files: list[tuple[Path, str]], val_fraction: float) -> tuple[list, list]:
-    """Deterministic by-file split: validation iff the hash of the key falls below ``val_fraction``."""
-    train, val = [], []
-    for item in files:
-        h = int.from_bytes(hashlib.sha1(item[1].encode()).digest()[:8], "little") / 2**64
-        (val if h < val_fraction else train).append(item)
-    if not train:  # tiny folders: keep at least one training image
-        train, val = val[:1], val[1:]
-    return train, val
+    return find_files(roots, IMAGE_EXTENSIONS, "training image")
 
 
 def load_rgb_uint8(path: Path) -> Tensor:
@@ -142,7 +119,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         files = list_image_files(self.train_dir)
-        train_files, val_files = split_images(files, self.val_fraction)
+        train_files, val_files = split_by_key(files, self.val_fraction)
         images = []
         for path, _ in train_files:
             try:
@@ -172,5 +149,4 @@ __all__ = [
     "center_crop",
     "list_image_files",
     "random_crop",
-    "split_images",
 ]
