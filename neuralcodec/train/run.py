@@ -59,8 +59,9 @@ def train(cfg) -> Path | None:
 
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.model, _convert_="all")
+    # One rolling last.ckpt per run dir (no "-v1" copies): resume always finds the newest state.
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
-                                  every_n_train_steps=int(cfg.checkpoint_every_n_steps))
+                                  every_n_train_steps=int(cfg.checkpoint_every_n_steps), enable_version_counter=False)
     callbacks = [checkpoints, LearningRateMonitor(logging_interval="step")]
     loggers = [CSVLogger(str(run_dir), name="csv"), TensorBoardLogger(str(run_dir), name="tensorboard")]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(run_dir))
