@@ -16,6 +16,17 @@ from torch.nn.utils.parametrizations import weight_norm
 DiscriminatorOutput = list[tuple[Tensor, list[Tensor]]]
 
 
+def conv_stack(convs: nn.ModuleList, out: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Leaky-ReLU conv layers then an output conv: ``(flattened logits, every feature map)``."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        features.append(x)
+    x = out(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """HiFi-GAN period discriminator: the waveform folded into ``[B, 1, T / p, p]`` and 2-D convs along time."""
 
@@ -37,13 +48,7 @@ class PeriodDiscriminator(nn.Module):
         if length % self.period:
             wav = F.pad(wav, (0, self.period - length % self.period), mode="reflect")
         x = wav.view(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.out(x)
-        features.append(x)
-        return x.flatten(1), features
+        return conv_stack(self.convs, self.out, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -76,13 +81,7 @@ class STFTDiscriminator(nn.Module):
     def forward(self, wav: Tensor) -> tuple[Tensor, list[Tensor]]:
         spec = torch.stft(wav[:, 0], self.n_fft, self.hop_length, window=self.window, return_complex=True)
         x = torch.log1p(spec.abs()).unsqueeze(1)  # [B, 1, bins, frames]
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            features.append(x)
-        x = self.out(x)
-        features.append(x)
-        return x.flatten(1), features
+        return conv_stack(self.convs, self.out, x)
 
 
 class MultiResolutionSTFTDiscriminator(nn.Module):
