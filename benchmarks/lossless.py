@@ -167,6 +167,18 @@ def timed(fn, *args):
     return value, time.perf_counter() - t0
 
 
+def ar_baseline_row(side: int, levels: int, train, test, x: np.ndarray, dims: int, seconds: float,
+                    batch: int) -> tuple:
+    """Train the neural AR baseline for ``seconds``, code ``x`` with it (checked lossless), return its table row."""
+    torch.manual_seed(0)
+    ar = ContextAR(side, levels)
+    steps = train_ar(ar, train, seconds, batch=batch)
+    data, t_enc = timed(ar_encode, ar, x)
+    out, t_dec = timed(ar_decode, ar, data, x.shape[0])
+    assert np.array_equal(out, x), "AR round trip failed"
+    return (f"neural AR (context MLP, {steps} Adam steps)", len(data) * 8 / dims, ar_nll_bpd(ar, test), t_enc, t_dec)
+
+
 def run_digits(ar_seconds: float) -> tuple[list[tuple], dict]:
     train, test = digits_split()
     x = test.numpy()
@@ -192,13 +204,7 @@ def run_digits(ar_seconds: float) -> tuple[list[tuple], dict]:
             size = len(zstandard.ZstdCompressor(level=19).compress(raw.tobytes())) if name == "zstd -19" else \
                 len(lzma.compress(raw.tobytes(), preset=9 | lzma.PRESET_EXTREME))
         rows.append((name, size * 8 / dims, None, None, None))
-    torch.manual_seed(0)
-    ar = ContextAR(8, 17)
-    steps = train_ar(ar, train, ar_seconds, batch=256)
-    data, t_enc = timed(ar_encode, ar, x)
-    out, t_dec = timed(ar_decode, ar, data, x.shape[0])
-    assert np.array_equal(out, x), "AR round trip failed"
-    rows.append((f"neural AR (context MLP, {steps} Adam steps)", len(data) * 8 / dims, ar_nll_bpd(ar, test), t_enc, t_dec))
+    rows.append(ar_baseline_row(8, 17, train, test, x, dims, ar_seconds, batch=256))
     return rows, {"dims": dims, "params": codec.circuit.num_parameters()}
 
 
@@ -228,13 +234,7 @@ def run_gray(crop: int, ar_seconds: float) -> tuple[list[tuple], dict]:
     for name, size in classical_bytes(crops).items():
         rows.append((name, size * 8 / dims, None, None, None))
     train = gray_patches(shared_paths(GRAY_TRAIN_IMAGES), 16)
-    torch.manual_seed(0)
-    ar = ContextAR(16, 256)
-    steps = train_ar(ar, train, ar_seconds, batch=64)
-    data, t_enc = timed(ar_encode, ar, patches)
-    out, t_dec = timed(ar_decode, ar, data, patches.shape[0])
-    assert np.array_equal(out, patches), "AR round trip failed"
-    rows.append((f"neural AR (context MLP, {steps} Adam steps)", len(data) * 8 / dims, ar_nll_bpd(ar, test), t_enc, t_dec))
+    rows.append(ar_baseline_row(16, 256, train, test, patches, dims, ar_seconds, batch=64))
     return rows, {"dims": dims, "params": codec.circuit.num_parameters(), "crop": crops[0].shape[0]}
 
 
