@@ -39,20 +39,20 @@ import argparse
 import json
 import math
 import os
-import shutil
 import struct
-import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from benchmarks.results import machine_line, update_section
+from neuralcodec.eval.anchors import Transcoder, baselines, content_kind
+from neuralcodec.eval.scoring import score
 
 DEV_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 THREADS = 2
@@ -138,52 +138,7 @@ def prepare_clips(kind: str, quick: bool, data: Path, workdir: Path) -> list[Cli
 # metrics
 # ---------------------------------------------------------------------------------------------
 
-_MEL: dict[int, Any] = {}
-
-
-MAX_LAG_S = 0.04
-
-
-def delay(decoded: torch.Tensor, reference: torch.Tensor, max_lag: int) -> int:
-    """Samples by which ``decoded`` lags ``reference`` (cross-correlation peak within +-``max_lag``)."""
-    from scipy.signal import correlate
-
-    n = min(decoded.numel(), reference.numel())
-    corr = correlate(decoded[:n].double().numpy(), reference[:n].double().numpy(), mode="full", method="fft")
-    centre = n - 1
-    window = corr[max(0, centre - max_lag): centre + max_lag + 1]
-    return int(np.argmax(window)) + max(0, centre - max_lag) - centre
-
-
-def align(decoded: torch.Tensor, reference: torch.Tensor, rate: int) -> tuple[torch.Tensor, int]:
-    """``decoded`` shifted by its constant delay and cut/padded to the reference length; and the delay."""
-    lag = delay(decoded, reference, int(MAX_LAG_S * rate))
-    est = decoded.float()[lag:] if lag >= 0 else torch.nn.functional.pad(decoded.float(), (-lag, 0))
-    n = reference.numel()
-    est = est[:n]
-    if est.numel() < n:
-        est = torch.nn.functional.pad(est, (0, n - est.numel()))
-    return est, lag
-
-
-def score(decoded: torch.Tensor, reference: torch.Tensor, rate: int, speech: bool) -> dict[str, float]:
-    """PESQ-WB, STOI (speech only), mel distance and SI-SDR of ``decoded [T']`` against ``reference [T]``.
-
-    A constant delay (Codec2 has ~16 ms) is removed first: PESQ aligns by itself, STOI, SI-SDR and
-    the mel distance do not.
-    """
-    from neuralcodec.train.losses import MultiResolutionMelLoss
-    from neuralcodec.train.metrics import si_sdr, speech_quality
-
-    est, lag = align(decoded, reference, rate)
-    if rate not in _MEL:
-        _MEL[rate] = MultiResolutionMelLoss(rate)
-    with torch.no_grad():
-        mel = float(_MEL[rate](est[None, None], reference[None, None]))
-    out = {"mel": mel, "si_sdr": si_sdr(est, reference), "pesq_wb": math.nan, "stoi": math.nan, "delay": lag}
-    if speech:
-        out.update(speech_quality(est[None], reference[None], rate))
-    return out
+# delay removal and scoring: neuralcodec.eval.scoring (shared with `codec demo`)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,81 +287,7 @@ def tensor_speed(codec, clips: list[Clip]) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_cmd(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{Path(cmd[0]).name} failed: {tail}")
-
-
-def _ffmpeg_encoders() -> tuple[set[str], str]:
-    """Names of ffmpeg's audio encoders (empty with a reason when ffmpeg is unusable)."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return set(), "ffmpeg not found on PATH (apt-get install ffmpeg)"
-    proc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True)
-    rows = [line.split() for line in proc.stdout.splitlines()]
-    names = {row[1] for row in rows if len(row) > 1 and row[0].startswith("A")}
-    return names, ""
-
-
-Transcoder = Callable[[Path, Path, Path, int], None]  # (input wav, compressed file, decoded wav, rate)
-
-
-def opus_transcoder(kbps: int) -> Transcoder:
-    def run(src: Path, coded: Path, out: Path, rate: int) -> None:
-        opus_rate = rate if rate in (8000, 12000, 16000, 24000, 48000) else 48000  # the rates Opus codes
-        _run_cmd(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(src), "-ar", str(opus_rate),
-                  "-c:a", "libopus", "-b:a", f"{kbps}k", "-f", "ogg", str(coded)])
-        _run_cmd(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(coded), "-ar", str(rate), "-ac", "1",
-                  "-c:a", "pcm_s16le", str(out)])
-    return run
-
-
-def codec2_ffmpeg_transcoder(mode: int) -> Transcoder:
-    def run(src: Path, coded: Path, out: Path, rate: int) -> None:
-        _run_cmd(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(src), "-ar", "8000", "-ac", "1",
-                  "-c:a", "libcodec2", "-mode", str(mode), "-f", "codec2", str(coded)])
-        _run_cmd(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(coded), "-ar", str(rate), "-ac", "1",
-                  "-c:a", "pcm_s16le", str(out)])
-    return run
-
-
-def codec2_tools_transcoder(mode: int) -> Transcoder:
-    """Debian ``codec2`` package route: raw 8 kHz s16 PCM through ``c2enc``/``c2dec``."""
-    def run(src: Path, coded: Path, out: Path, rate: int) -> None:
-        from neuralcodec.media.audio import load_audio, resample, save_audio
-
-        wav, r = load_audio(src, channels="mono")
-        pcm = (resample(wav, r, 8000)[0].clamp(-1, 1 - 2**-15) * 32768).round().to(torch.int16).numpy()
-        raw_in, raw_out = coded.with_suffix(".raw"), coded.with_suffix(".dec.raw")
-        raw_in.write_bytes(pcm.tobytes())
-        _run_cmd(["c2enc", str(mode), str(raw_in), str(coded)])
-        _run_cmd(["c2dec", str(mode), str(coded), str(raw_out)])
-        dec = torch.from_numpy(np.frombuffer(raw_out.read_bytes(), dtype=np.int16).astype(np.float32) / 32768)
-        save_audio(out, resample(dec[None], 8000, rate), rate)
-    return run
-
-
-def baselines(kind: str) -> list[tuple[str, Transcoder | None, str, str]]:
-    """(label, transcoder or None, reason when None, file extension) for the clip set ``kind``."""
-    encoders, why = _ffmpeg_encoders()
-    rows: list[tuple[str, Transcoder | None, str, str]] = []
-    for kbps in (6, 12):
-        ok = "libopus" in encoders
-        rows.append((f"Opus {kbps} kbps", opus_transcoder(kbps) if ok else None,
-                     why or "ffmpeg has no libopus encoder", ".opus"))
-    if kind == "speech":
-        for mode in (1600, 3200):
-            label = f"Codec2 {mode / 1000:.1f} kbps"
-            if "libcodec2" in encoders:
-                rows.append((label, codec2_ffmpeg_transcoder(mode), "", ".c2"))
-            elif shutil.which("c2enc") and shutil.which("c2dec"):
-                rows.append((label + " (c2enc)", codec2_tools_transcoder(mode), "", ".c2"))
-            else:
-                rows.append((label, None, (why or "ffmpeg has no libcodec2") + "; c2enc/c2dec not found "
-                             "(apt-get install codec2)", ".c2"))
-    return rows
+# the transcoders and the anchor list: neuralcodec.eval.anchors (shared with `codec demo`)
 
 
 def run_baseline(label: str, transcode: Transcoder, suffix: str, clips: list[Clip], workdir: Path, speech: bool) -> Run:
@@ -541,9 +422,7 @@ def _default_models() -> list[str]:
 
 
 def clip_kind(codec, requested: str) -> str:
-    if requested != "auto":
-        return requested
-    return "music" if "music" in codec.model_id.lower() or codec.sample_rate >= 32000 else "speech"
+    return content_kind(codec) if requested == "auto" else requested
 
 
 def main(argv: list[str] | None = None) -> int:

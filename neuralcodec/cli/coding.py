@@ -65,6 +65,25 @@ def _load(name_or_path: str):
     return load_codec(name_or_path)
 
 
+def encode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
+    """Compress ``source`` with a loaded ``codec`` into the container file ``target`` (atomically)."""
+    metadata, chunks = codec.compress_file(source, **options)
+    header = StreamHeader(modality=codec.modality, codec_id=codec.codec_id, model_id=codec.model_id,
+                          fingerprint=codec.fingerprint(), entropy_model_id=codec.entropy_model_id,
+                          coder_precision=codec.coder_precision, metadata=metadata)
+    with BitstreamWriter(target, header) as writer:
+        for payload in chunks:
+            writer.write_chunk(payload)
+
+
+def decode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
+    """Decompress the container file ``source`` with a loaded ``codec`` (its model is checked) to ``target``."""
+    with BitstreamReader(source) as reader:
+        header = reader.header
+        header.check_model(codec.codec_id, codec.model_id, codec.fingerprint())
+        codec.decompress_to_file(header.metadata, reader.chunks(), target, **options)
+
+
 def run_encode(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     if not source.is_file():
@@ -78,13 +97,7 @@ def run_encode(args: argparse.Namespace) -> int:
                                "pass --model")
     codec = _load(model)
     options: dict[str, Any] = {k: getattr(args, k, None) for k in ENCODE_OPTIONS}
-    metadata, chunks = codec.compress_file(source, **options)
-    header = StreamHeader(modality=codec.modality, codec_id=codec.codec_id, model_id=codec.model_id,
-                          fingerprint=codec.fingerprint(), entropy_model_id=codec.entropy_model_id,
-                          coder_precision=codec.coder_precision, metadata=metadata)
-    with BitstreamWriter(target, header) as writer:
-        for payload in chunks:
-            writer.write_chunk(payload)
+    encode_to_file(codec, source, target, **options)
     if not args.quiet:
         from neuralcodec.cli.info import summarize
         from neuralcodec.bitstream import scan_bitstream

@@ -1,0 +1,1 @@
+"""Evaluation helpers shared by ``codec demo`` and the benchmarks: classic anchors and scoring."""
