@@ -25,6 +25,11 @@ CODEC_CLASSES: dict[str, str] = {
     "lossless-pc": "neuralcodec.codecs.lossless.codec:CircuitLosslessCodec",
 }
 
+#: models that are a config and no weights (fitted per input, e.g. NeRV): name -> config
+CONFIG_ONLY_MODELS: dict[str, dict[str, Any]] = {
+    "nerv": {"codec": "video-nerv", "name": "nerv"},
+}
+
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 CONFIG_KEY = "neuralcodec_config"
 FORMAT_KEY = "neuralcodec_format"
@@ -82,11 +87,16 @@ def save_codec(codec, path: str | Path, float_dtype: torch.dtype | None = None) 
 
 
 def load_codec(name_or_path: str | Path, device: str | torch.device = "cpu"):
-    """Load a shipped model by name (``"speech"``) or an exported ``.safetensors`` file, in eval mode."""
+    """Load a shipped model by name (``"speech"``) or an exported ``.safetensors`` file, in eval mode.
+
+    Names in :data:`CONFIG_ONLY_MODELS` build a weightless codec from its config (``"nerv"``).
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     candidate = Path(name_or_path)
+    if str(name_or_path) in CONFIG_ONLY_MODELS and not candidate.exists():
+        return build_codec(CONFIG_ONLY_MODELS[str(name_or_path)]).to(device).eval()
     if not candidate.suffix and not candidate.exists():
         candidate = PRETRAINED_DIR / f"{name_or_path}.safetensors"
         if not candidate.is_file():
