@@ -18,7 +18,7 @@ from neuralcodec.errors import NeuralCodecError
 
 #: Subcommand modules, in the order ``codec --help`` lists their commands
 #: (``coding`` registers ``encode`` and ``decode``, which share their plumbing).
-SUBCOMMAND_MODULES: tuple[str, ...] = ("coding", "info", "train", "tokenize")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("coding", "info", "train", "tokenize", "demo")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
