@@ -18,8 +18,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) demos/quickstart.py
 
+# Browser tests (pytest marker `browser`: the demo site in headless Chromium) run as a second
+# pass when a Chromium binary is installed (Debian: apt-get install chromium chromium-driver).
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+
 test: $(STAMP)
 	$(PY) -m pytest -q
+ifneq ($(CHROMIUM),)
+	$(PY) -m pytest -q -m browser
+else
+	@echo "chromium not found: browser tests skipped (apt-get install chromium chromium-driver)"
+endif
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
