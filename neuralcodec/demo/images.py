@@ -71,7 +71,7 @@ def build_image_item(codec, model: str, source: Path, name: str, site: Path) -> 
             jq = match_bpp(jpeg, 1, 100, bits)
             jbits, jdec = jpeg(jq)
             jpath = folder / f"jpeg_q{q}.png"
-            save_image(jpath, torch.from_numpy(jdec).permute(2, 0, 1).float() / 255)
+            save_image(jpath, torch.from_numpy(jdec.copy()).permute(2, 0, 1).float() / 255)
             item.variants.append(ImageVariant(f"JPEG (quality {jq}) for {model} q{q}", "anchor",
                                               jpath.relative_to(site).as_posix(), jbits / (width * height),
                                               psnr(ref, jdec)))

@@ -100,3 +100,26 @@ def test_bad_inputs_are_clear_errors(tmp_path, demo_inputs, capsys):
 
 def test_safe_name():
     assert safe_name(Path("a b/c&d.flac")) == "a_b__c_d"
+
+
+def test_image_page_with_an_image_model(tmp_path, monkeypatch, shared_data):
+    """The image page, with a tiny untrained image codec standing in for the shipped 'image' model."""
+    from PIL import Image
+
+    import neuralcodec.codecs.registry as registry
+    from neuralcodec.codecs.registry import build_codec
+
+    codec = build_codec({"codec": "image", "name": "tiny", "N": 8, "M": 8, "lambdas": [0.001, 0.1]})
+    codec.freeze_entropy_models()
+    real = registry.load_codec
+    monkeypatch.setattr(registry, "load_codec", lambda name: codec.eval() if name == "image" else real(name))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.open(shared_data / "images/skimage/coffee.png").convert("RGB").resize((48, 32)).save(inputs / "coffee.png")
+    site = build_site(inputs, tmp_path / "site", models=["image"], log=lambda _m: None)
+    html = (site / "images.html").read_text()
+    assert "compare-slider" in html and "JPEG (quality" in html and "bpp" in html
+    for name in ("images/image/coffee/original.png", "images/image/coffee/ours_q1.png",
+                 "images/image/coffee/jpeg_q2.png", "plots/rd_image_coffee.png", "static/compare.js"):
+        assert (site / name).is_file(), name
+    assert not (site / "mushra.html").exists()
