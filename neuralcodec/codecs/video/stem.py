@@ -150,8 +150,9 @@ class SpatioTemporalPrior(Hyperprior):
                 ) -> tuple[Tensor, Tensor, Tensor]:
         """The two checkerboard passes shared by eval forward, encoder and decoder.
 
-        ``get_symbols(mean, idx_half, is_anchor_pass)`` returns float symbols ``[B, M, h, w]``
-        (only the current half is used): the encoder rounds ``y - mean``, the decoder decodes.
+        ``get_symbols(mean, (indexes, half_mask, is_anchor_pass))`` returns float symbols
+        ``[B, M, h, w]`` (only the ``half_mask`` positions are used): the encoder rounds
+        ``y - mean`` and codes that half, the decoder decodes it.
         Returns ``(y_hat, symbols, indexes)`` over the whole latent.
         """
         feat_m = self.h_s_mean(z_hat)
@@ -173,6 +174,15 @@ class SpatioTemporalPrior(Hyperprior):
         return sym + mean, sym, idx
 
     # -- coding ------------------------------------------------------------------------------------
+    def scale_indexes(self, z_hat: Tensor) -> Tensor:
+        raise NotImplementedError("STEM indices need the temporal and spatial context: use compress_frame")
+
+    def compress(self, y: Tensor):  # type: ignore[override]
+        raise NotImplementedError("STEM codes one frame at a time with its context: use compress_frame")
+
+    def decompress(self, strings, z_shape):  # type: ignore[override]
+        raise NotImplementedError("STEM decodes one frame at a time with its context: use decompress_frame")
+
     def compress_frame(self, y: Tensor, context: Tensor, prev_y_hat: Tensor, prev_sym: Tensor
                        ) -> tuple[bytes, Tensor, Tensor]:
         """One stream ``z | anchors | non-anchors`` for one item ``y [1, M, h, w]``;
