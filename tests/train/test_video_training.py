@@ -76,3 +76,26 @@ def test_shipped_experiment_fits_the_size_budget_and_can_warm_start_intra():
     image_cfg = OmegaConf.to_container(compose(["experiment=image_hyperprior"]).model.codec, resolve=True)
     image = build_codec(image_cfg).freeze()
     assert {k: v.shape for k, v in image.state_dict().items()} == {k: v.shape for k, v in codec.intra.state_dict().items()}
+
+
+def test_intra_warm_start_from_an_image_model(tmp_path):
+    """``intra_init`` copies an exported image model into ``codec.intra``; ``freeze_intra`` fixes it."""
+    from neuralcodec.codecs.registry import build_codec, save_codec
+    from neuralcodec.train.video_module import VideoRDModule
+
+    lambdas = [0.005, 0.02, 0.08]
+    image = build_codec({"codec": "image", "N": 16, "M": 24, "lambdas": lambdas,
+                         "entropy": {"z_channels": 16, "hidden_channels": 16, "num_scales": 32}})
+    path = save_codec(image.freeze(), tmp_path / "image.safetensors")
+    video_cfg = {"codec": "video-conditional", "lambdas": lambdas,
+                 "intra": {"N": 16, "M": 24, "entropy": {"z_channels": 16, "hidden_channels": 16, "num_scales": 32}},
+                 "inter": {"N": 16, "M": 24, "C": 8, "entropy": {"z_channels": 16, "hidden_channels": 16}}}
+    module = VideoRDModule(video_cfg, intra_init=str(path), freeze_intra=True)
+    assert torch.equal(module.codec.intra.g_a[0].weight, image.g_a[0].weight)
+    assert not any(p.requires_grad for p in module.codec.intra.parameters())
+    main = {id(p) for p in module._main_parameters()}
+    assert id(module.codec.encoder.down1[0].weight) in main and id(module.codec.intra.g_a[0].weight) not in main
+    clip = torch.rand(1, 3, 3, 64, 64)
+    loss, logs = module.training_losses(clip)
+    loss.backward()
+    assert module.codec.intra.g_a[0].weight.grad is None and module.codec.encoder.down1[0].weight.grad is not None
