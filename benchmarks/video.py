@@ -1,0 +1,375 @@
+"""Video rate-distortion benchmark: our video codecs vs x264 / x265 (low-delay P) at matched bpp.
+
+    python -m benchmarks.video [--sequences bbb ...] [--frames 32] [--rates 0.05 0.1 0.2]
+                               [--steps 300] [--gop N] [--quick] [--no-write]
+
+For every development sequence (first ``--frames`` frames): RD points (actual bits per pixel of
+the whole file, PSNR-RGB and PSNR-YUV computed here on the decoded 8-bit frames), encode and
+decode frames per second on 2 threads, and BD-rate (PyPI ``bjontegaard``, Akima) of each of our
+codecs against each anchor.
+
+* Anchors: ffmpeg's libx264 / libx265, presets medium and veryslow, low-delay P (no B-frames,
+  ``keyint = min-keyint = GOP``, no scene-cut intra), several CRFs; size = the elementary stream.
+* PSNR-YUV = (6 PSNR-Y + PSNR-U + PSNR-V) / 8 per frame; PSNR-RGB on BT.601 limited-range RGB
+  rounded to 8 bits (the same conversion for every codec); both averaged over frames.
+* Our codecs are :data:`RUNNERS` entries (a name and a function clip -> points). The NeRV
+  runner fits one network per group of ``GOP`` frames (``--steps`` per group); the conditional
+  (DCVC-style) runner uses ``load_codec("video")`` through the file hooks of ``codec encode`` and
+  is reported as skipped while that model is not shipped. Add a codec by appending a
+  :class:`Runner` to :data:`RUNNERS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmarks.results import machine_line, update_section
+from neuralcodec.media.video import YUVFrame, Y4MReader, Y4MWriter, yuv420_to_rgb_tensor
+
+DEV_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
+FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+THREADS = 2
+
+
+@dataclass
+class Point:
+    """One rate point: actual bpp, quality, speed (frames per second), and a free-form note."""
+
+    bpp: float
+    psnr_rgb: float
+    psnr_yuv: float
+    encode_fps: float
+    decode_fps: float
+    note: str = ""
+
+
+@dataclass
+class Clip:
+    """The first ``num_frames`` frames of a sequence, cut into ``path`` (a y4m in a temp folder)."""
+
+    name: str
+    path: Path
+    frames: list[YUVFrame]
+    width: int
+    height: int
+    fps: tuple[int, int]
+    gop: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height * len(self.frames)
+
+
+@dataclass
+class Settings:
+    rates: list[float]  # target bpp of our codecs
+    crfs: list[int]  # anchors' CRFs
+    steps: int  # NeRV fit steps per group
+    command: str = ""  # the arguments, quoted in the report
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nc-video-bench-")))
+
+
+class Skip(Exception):
+    """A runner cannot run here (e.g. its model is not shipped); the message goes in the report."""
+
+
+@dataclass
+class Runner:
+    name: str
+    run: Callable[[Clip, Settings], list[Point]]
+    anchor: bool = False
+
+
+# ----- metrics ----------------------------------------------------------------------------------
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _rgb8(frame: YUVFrame) -> np.ndarray:
+    y = torch.from_numpy(frame.y.astype(np.float32) / 255)[None, None]
+    uv = torch.from_numpy(np.stack([frame.u, frame.v]).astype(np.float32) / 255)[None]
+    return yuv420_to_rgb_tensor(y, uv, "bt601").mul(255).round().to(torch.uint8).numpy()
+
+
+def quality(ref: list[YUVFrame], dec: list[YUVFrame]) -> tuple[float, float]:
+    """(PSNR-RGB, PSNR-YUV), each the mean over frames."""
+    if len(ref) != len(dec):
+        raise RuntimeError(f"decoded {len(dec)} frames, expected {len(ref)}")
+    rgb, yuv = [], []
+    for r, d in zip(ref, dec):
+        yuv.append((6 * _psnr(r.y, d.y) + _psnr(r.u, d.u) + _psnr(r.v, d.v)) / 8)
+        rgb.append(_psnr(_rgb8(r), _rgb8(d)))
+    return float(np.mean(rgb)), float(np.mean(yuv))
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[YUVFrame]:
+    with Y4MReader(path) as reader:
+        out = []
+        for frame in reader:
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(frame)
+    return out
+
+
+# ----- anchors ----------------------------------------------------------------------------------
+def ffmpeg_runner(encoder: str, preset: str) -> Runner:
+    """x264/x265 low-delay P at each CRF of the settings."""
+
+    def run(clip: Clip, settings: Settings) -> list[Point]:
+        ext = "h264" if encoder == "libx264" else "hevc"
+        if encoder == "libx264":
+            params = ["-x264-params", f"keyint={clip.gop}:min-keyint={clip.gop}:scenecut=0:bframes=0"]
+        else:
+            params = ["-x265-params", f"keyint={clip.gop}:min-keyint={clip.gop}:scenecut=0:bframes=0:"
+                                      f"pools={THREADS}:frame-threads=1:log-level=error"]
+        points = []
+        for crf in settings.crfs:
+            stream = settings.workdir / f"{clip.name}-{encoder}-{preset}-{crf}.{ext}"
+            decoded = stream.with_suffix(".y4m")
+            began = time.perf_counter()
+            subprocess.run([FFMPEG, "-y", "-v", "error", "-i", str(clip.path), "-threads", str(THREADS),
+                            "-c:v", encoder, "-preset", preset, "-crf", str(crf), *params, "-f", ext, str(stream)],
+                           check=True)
+            enc_s = time.perf_counter() - began
+            began = time.perf_counter()
+            subprocess.run([FFMPEG, "-y", "-v", "error", "-threads", str(THREADS), "-i", str(stream),
+                            "-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", str(decoded)], check=True)
+            dec_s = time.perf_counter() - began
+            psnr_rgb, psnr_yuv = quality(clip.frames, read_frames(decoded))
+            n = len(clip.frames)
+            points.append(Point(stream.stat().st_size * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s,
+                                f"crf {crf}"))
+        return points
+
+    name = {"libx264": "x264", "libx265": "x265"}[encoder]
+    return Runner(f"{name} {preset}", run, anchor=True)
+
+
+# ----- our codecs -------------------------------------------------------------------------------
+def run_nerv(clip: Clip, settings: Settings) -> list[Point]:
+    """NeRV: fit per group (``GOP`` frames), code, decode; checks file size <= estimate + 1 %."""
+    from neuralcodec.bitstream import bitstream_to_bytes
+    from neuralcodec.codecs.registry import load_codec
+    from neuralcodec.codecs.video.nerv.planes import read_y4m
+
+    codec = load_codec("nerv")
+    planes = read_y4m(clip.path)
+    points = []
+    for bpp in settings.rates:
+        began = time.perf_counter()
+        metadata, chunks = codec.compress(planes, target_bpp=bpp, steps=settings.steps, gop=clip.gop)
+        data = bitstream_to_bytes(codec.stream_header(metadata), list(chunks))
+        enc_s = time.perf_counter() - began
+        report = codec.last_encode
+        began = time.perf_counter()
+        chunk_list = [data]  # decode from the bytes, as `codec decode` does
+        from neuralcodec.bitstream import read_bitstream
+
+        header, chunk_list = read_bitstream(data)
+        decoded = codec.decompress(header.metadata, chunk_list)
+        dec_s = time.perf_counter() - began
+        psnr_rgb, psnr_yuv = quality(clip.frames, decoded)
+        n = len(clip.frames)
+        ratio = len(data) / report.estimate_bytes
+        points.append(Point(len(data) * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s,
+                            f"target {bpp:g}, channels {','.join(map(str, report.arch.channels))}, "
+                            f"fit {report.fit_seconds / n:.1f} s/frame, file/estimate {ratio:.4f}"))
+        print(f"  nerv target {bpp:g}: {points[-1].bpp:.4f} bpp, {psnr_yuv:.2f} dB YUV, {psnr_rgb:.2f} dB RGB, "
+              f"file/estimate {ratio:.4f}, fit {report.fit_seconds:.0f} s", flush=True)
+    return points
+
+
+def run_conditional(clip: Clip, settings: Settings) -> list[Point]:
+    """The conditional (DCVC-style) codec through the same file hooks as ``codec encode``/``decode``."""
+    from neuralcodec.bitstream import BitstreamReader, BitstreamWriter, StreamHeader
+    from neuralcodec.codecs.registry import load_codec
+    from neuralcodec.errors import ModelError
+
+    try:
+        codec = load_codec("video")
+    except ModelError as exc:
+        raise Skip(f"model `video` not available ({exc})") from None
+    qualities = list(range(1, int(getattr(codec, "num_qualities", 4)) + 1))
+    points = []
+    for q in qualities:
+        out, dec_path = settings.workdir / f"{clip.name}-video-q{q}.bin", settings.workdir / f"{clip.name}-video-q{q}.y4m"
+        began = time.perf_counter()
+        metadata, chunks = codec.compress_file(clip.path, quality=q, gop=clip.gop)
+        header = StreamHeader(modality=codec.modality, codec_id=codec.codec_id, model_id=codec.model_id,
+                              fingerprint=codec.fingerprint(), entropy_model_id=codec.entropy_model_id,
+                              coder_precision=codec.coder_precision, metadata=metadata)
+        with BitstreamWriter(out, header) as writer:
+            for payload in chunks:
+                writer.write_chunk(payload)
+        enc_s = time.perf_counter() - began
+        began = time.perf_counter()
+        with BitstreamReader(out) as reader:
+            codec.decompress_to_file(reader.header.metadata, reader.chunks(), dec_path)
+        dec_s = time.perf_counter() - began
+        psnr_rgb, psnr_yuv = quality(clip.frames, read_frames(dec_path))
+        n = len(clip.frames)
+        points.append(Point(out.stat().st_size * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s, f"q {q}"))
+    return points
+
+
+#: every codec in the table; the colleague's conditional codec is the last of ours
+RUNNERS: list[Runner] = [
+    ffmpeg_runner("libx264", "medium"),
+    ffmpeg_runner("libx264", "veryslow"),
+    ffmpeg_runner("libx265", "medium"),
+    ffmpeg_runner("libx265", "veryslow"),
+    Runner("nerv", run_nerv),
+    Runner("video (conditional)", run_conditional),
+]
+
+
+# ----- report -----------------------------------------------------------------------------------
+def bd_rate(anchor: list[Point], test: list[Point], metric: str) -> float | None:
+    """BD-rate (%) of ``test`` against ``anchor`` on ``metric``; None without overlap."""
+    import bjontegaard
+
+    def curve(points: list[Point]) -> tuple[np.ndarray, np.ndarray]:
+        pts = sorted(points, key=lambda p: p.bpp)
+        return np.array([p.bpp for p in pts]), np.array([getattr(p, metric) for p in pts])
+
+    ra, da = curve(anchor)
+    rt, dt = curve(test)
+    if len(ra) < 2 or len(rt) < 2 or max(da.min(), dt.min()) >= min(da.max(), dt.max()):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = float(bjontegaard.bd_rate(ra, da, rt, dt, method="akima", require_matching_points=False))
+        except Exception:  # noqa: BLE001 - non-monotonic curves etc.: report as n/a
+            return None
+    return value if math.isfinite(value) else None
+
+
+def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], settings: Settings) -> str:
+    lines = ["## Video codecs vs x264 / x265 (`python -m benchmarks.video`)", "",
+             f"Command: `python -m benchmarks.video {settings.command}`.", "",
+             f"{machine_line()}. Low-delay P anchors (ffmpeg libx264/libx265, `bframes=0`, keyint = GOP, "
+             f"no scene-cut), CRFs {', '.join(map(str, settings.crfs))}; our codecs at target bpp "
+             f"{', '.join(f'{r:g}' for r in settings.rates)} (NeRV: {settings.steps} fit steps per group). "
+             "bpp = whole file (container included) / pixels; PSNR-YUV = (6Y+U+V)/8, PSNR-RGB on BT.601 RGB, "
+             "both averaged over frames; fps on 2 threads (NeRV encode fps = fitting).", ""]
+    for clip in clips:
+        lines += [f"### {clip.name} ({clip.width}x{clip.height}, {len(clip.frames)} frames, GOP {clip.gop})", "",
+                  "| codec | bpp | PSNR-RGB | PSNR-YUV | enc fps | dec fps | note |", "|---|---|---|---|---|---|---|"]
+        ours = {}
+        anchors = {}
+        for runner in RUNNERS:
+            res = results[clip.name].get(runner.name)
+            if isinstance(res, str):
+                lines.append(f"| {runner.name} | - | - | - | - | - | skipped: {res} |")
+                continue
+            if res is None:
+                continue
+            (anchors if runner.anchor else ours)[runner.name] = res
+            for p in res:
+                lines.append(f"| {runner.name} | {p.bpp:.4f} | {p.psnr_rgb:.2f} | {p.psnr_yuv:.2f} | "
+                             f"{p.encode_fps:.3g} | {p.decode_fps:.3g} | {p.note} |")
+        if ours and anchors:
+            lines += ["", "BD-rate (negative = fewer bits than the anchor at equal PSNR; n/a = no PSNR overlap):", "",
+                      "| codec | anchor | BD-rate PSNR-YUV | BD-rate PSNR-RGB |", "|---|---|---|---|"]
+            for name, pts in ours.items():
+                for aname, apts in anchors.items():
+                    cells = []
+                    for metric in ("psnr_yuv", "psnr_rgb"):
+                        v = bd_rate(apts, pts, metric)
+                        cells.append("n/a" if v is None else f"{v:+.1f} %")
+                    lines.append(f"| {name} | {aname} | {cells[0]} | {cells[1]} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make_clip(path: Path, frames: int, gop: int | None, workdir: Path, scale: float = 1.0) -> Clip:
+    """Cut the first ``frames`` frames (area-downscaled by ``scale``, even sizes) into the work folder."""
+    name = path.stem.split("_")[0]
+    cut = workdir / f"{name}.y4m"
+    if scale != 1.0:
+        with Y4MReader(path) as reader:
+            w, h = (2 * max(1, round(reader.width * scale / 2)), 2 * max(1, round(reader.height * scale / 2)))
+        subprocess.run([FFMPEG, "-y", "-v", "error", "-i", str(path), "-frames:v", str(frames),
+                        "-vf", f"scale={w}:{h}:flags=area", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(cut)],
+                       check=True)
+    else:
+        source = read_frames(path, frames)
+        with Y4MReader(path) as reader:
+            width, height, fps = reader.width, reader.height, reader.fps
+        with Y4MWriter(cut, width, height, fps, "420", color_range=None) as writer:
+            for f in source:
+                writer.write(f)
+    frames_used = read_frames(cut)  # what every codec actually sees
+    with Y4MReader(cut) as reader:
+        width, height, fps = reader.width, reader.height, reader.fps
+    return Clip(name, cut, frames_used, width, height, fps, min(gop or len(frames_used), len(frames_used)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", nargs="*", default=None,
+                        help="name prefixes (bbb, cisco, mobile, office) or .y4m paths (default: all dev clips)")
+    parser.add_argument("--frames", type=int, default=32, help="frames per sequence (default 32)")
+    parser.add_argument("--rates", nargs="*", type=float, default=[0.05, 0.1, 0.2], help="our target bpp values")
+    parser.add_argument("--crfs", nargs="*", type=int, default=[24, 28, 32, 36, 40, 44], help="x264/x265 CRFs")
+    parser.add_argument("--steps", type=int, default=300, help="NeRV fit steps per group")
+    parser.add_argument("--gop", type=int, help="frames per GOP / NeRV group (default: all frames)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="area-downscale every sequence by this factor first (CPU budget; default 1)")
+    parser.add_argument("--codecs", nargs="*", help="only these runners (names as in the table)")
+    parser.add_argument("--quick", action="store_true", help="8 frames, 2 rates, 3 CRFs, 100 steps")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md unchanged")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.frames, args.rates, args.crfs, args.steps = 8, args.rates[:2], [28, 36, 44], 100
+    torch.set_num_threads(THREADS)
+    import sys
+
+    settings = Settings(args.rates, args.crfs, args.steps, " ".join(sys.argv[1:] if argv is None else argv))
+    available = sorted(DEV_VIDEOS.glob("*.y4m"))
+    if args.sequences:
+        paths = [Path(s) if s.endswith(".y4m") else next(p for p in available if p.name.startswith(s))
+                 for s in args.sequences]
+    else:
+        paths = available
+    clips = [make_clip(p, args.frames, args.gop, settings.workdir, args.scale) for p in paths]
+    results: dict[str, dict[str, list[Point] | str]] = {}
+    for clip in clips:
+        print(f"{clip.name}: {clip.width}x{clip.height}, {len(clip.frames)} frames", flush=True)
+        results[clip.name] = {}
+        for runner in RUNNERS:
+            if args.codecs and runner.name not in args.codecs:
+                continue
+            try:
+                results[clip.name][runner.name] = runner.run(clip, settings)
+            except Skip as exc:
+                results[clip.name][runner.name] = str(exc)
+                print(f"  {runner.name}: skipped ({exc})", flush=True)
+                continue
+            pts = results[clip.name][runner.name]
+            print(f"  {runner.name}: " + ", ".join(f"{p.bpp:.4f} bpp {p.psnr_yuv:.2f} dB" for p in pts), flush=True)  # type: ignore[union-attr]
+    markdown = report(clips, results, settings)
+    print(markdown)
+    if not args.no_write:
+        update_section("video", markdown)
+    shutil.rmtree(settings.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
