@@ -1,12 +1,13 @@
 """Versioned container that every codec writes; it knows nothing about models.
 
 A stream is ``magic | version | header | chunk* | end trailer``. The header names the modality,
-codec, model (with a 16-byte fingerprint of weights + config), entropy model, coder precision
-and a small typed metadata map; each chunk carries its length and a CRC32; the trailer records
-the chunk count so a file cut at a chunk boundary is still caught. All integers are
-little-endian and fixed-width, every variable-length field is bounded, and every problem with
-a file surfaces as :class:`~neuralcodec.errors.BitstreamError`. Byte layout, limits and the
-version policy: ``docs/bitstream.md``.
+codec, model (with a fingerprint of weights + config), entropy model, coder precision and a
+small typed metadata map; each chunk carries its length and a CRC32; the trailer records the
+chunk count so a file cut at a chunk boundary is still caught. Version 2 (written by default)
+spells lengths and integers as varints and well-known metadata keys as one byte; version 1
+(fixed-width fields) is still read and can be written. Every variable-length field is bounded,
+and every problem with a file surfaces as :class:`~neuralcodec.errors.BitstreamError`. Byte
+layout, limits and the version policy: ``docs/bitstream.md``.
 
 Writing (atomically when ``dest`` is a path)::
 

@@ -51,10 +51,14 @@ class Modality(enum.IntEnum):
 class _Tag(enum.IntEnum):
     """Type tag (u8) written before each metadata value."""
 
-    INT64 = 1
+    INT64 = 1   # version 1 only: fixed 8-byte int64
     FLOAT64 = 2
     STR = 3
     BYTES = 4
+    VARINT = 5  # version 2 only: zigzag LEB128 int64 (1 byte for 0..63)
+
+
+_WELL_KNOWN_CODES = {key: code for code, key in enumerate(layout.WELL_KNOWN_KEYS, start=1)}
 
 
 def fingerprint_bytes(*parts: bytes | bytearray | memoryview) -> bytes:
@@ -148,6 +152,8 @@ def _check_metadata(metadata: object) -> Mapping[str, MetadataValue]:
 class StreamHeader:
     """Everything before the first chunk. Fields are validated on construction.
 
+    ``fingerprint`` is the model's 16-byte :func:`fingerprint_bytes`; format version 2 keeps its
+    first 8 bytes (enough to tell models apart; :meth:`check_model` compares that prefix).
     ``metadata`` describes the signal with a few typed values; conventional keys are
     ``sample_rate``/``channels``/``num_samples`` (audio), ``width``/``height``/``channels``/``quality``
     (images) and ``width``/``height``/``fps_num``/``fps_den``/``num_frames`` (video).
@@ -174,10 +180,12 @@ class StreamHeader:
         if not isinstance(self.fingerprint, (bytes, bytearray, memoryview)):
             raise BitstreamError(f"invalid header: fingerprint must be bytes, not {type(self.fingerprint).__name__}")
         fingerprint = bytes(self.fingerprint)
-        if len(fingerprint) != layout.FINGERPRINT_BYTES:
-            raise BitstreamError(
-                f"invalid header: fingerprint is {len(fingerprint)} bytes (it must be {layout.FINGERPRINT_BYTES})"
-            )
+        if self.version >= 2 and len(fingerprint) == layout.FINGERPRINT_BYTES:
+            fingerprint = fingerprint[: layout.FINGERPRINT_BYTES_V2]  # version 2 stores the first 8 bytes
+        size = layout.FINGERPRINT_BYTES if self.version == 1 else layout.FINGERPRINT_BYTES_V2
+        if len(fingerprint) != size:
+            allowed = f"{size}" if self.version == 1 else f"{size} or {layout.FINGERPRINT_BYTES}"
+            raise BitstreamError(f"invalid header: fingerprint is {len(fingerprint)} bytes (it must be {allowed})")
         object.__setattr__(self, "fingerprint", fingerprint)
         precision = self.coder_precision
         if isinstance(precision, bool) or not isinstance(precision, numbers.Integral) or not (
@@ -201,7 +209,7 @@ class StreamHeader:
                 f"file was encoded with codec {self.codec_id!r} (model {self.model_id!r}, "
                 f"fingerprint {self.fingerprint.hex()}) but codec {codec_id!r} is loaded"
             )
-        loaded = bytes(fingerprint)
+        loaded = bytes(fingerprint)[: len(self.fingerprint)]  # version 2 keeps a prefix of the fingerprint
         if model_id != self.model_id or loaded != self.fingerprint:
             message = (
                 f"file was encoded with model {self.model_id!r} (fingerprint {self.fingerprint.hex()}) "
@@ -229,9 +237,15 @@ def _pack_str8(data: bytes) -> bytes:
 
 
 def encode_header_body(header: StreamHeader) -> bytes:
-    """Version-1 header body (between the preamble and the header CRC)."""
-    if header.version != layout.FORMAT_VERSION:
-        raise BitstreamError(f"this build writes format version {layout.FORMAT_VERSION} only, not {header.version}")
+    """The header body (between the preamble and the header CRC) in ``header.version``'s layout."""
+    body = _encode_body_v1(header) if header.version == 1 else _encode_body_v2(header)
+    if len(body) > layout.MAX_HEADER_BYTES:  # cannot happen with the per-field limits; kept as a guard
+        raise BitstreamError(f"header is {len(body)} bytes (the limit is {layout.MAX_HEADER_BYTES})")
+    return body
+
+
+def _encode_body_v1(header: StreamHeader) -> bytes:
+    """Version 1: fixed-width ints, string keys, 16-byte fingerprint."""
     parts = [
         struct.pack("<BB", int(header.modality), header.coder_precision),
         header.fingerprint,
@@ -250,10 +264,32 @@ def encode_header_body(header: StreamHeader) -> bytes:
             parts.append(struct.pack("<B", _Tag.STR) + _pack_str8(value.encode("utf-8")))
         else:
             parts.append(struct.pack("<B", _Tag.BYTES) + _pack_str8(value))
-    body = b"".join(parts)
-    if len(body) > layout.MAX_HEADER_BYTES:  # cannot happen with the per-field limits; kept as a guard
-        raise BitstreamError(f"header is {len(body)} bytes (the limit is {layout.MAX_HEADER_BYTES})")
-    return body
+    return b"".join(parts)
+
+
+def _encode_body_v2(header: StreamHeader) -> bytes:
+    """Version 2: as version 1, but an 8-byte fingerprint, one-byte codes for the well-known
+    metadata keys (:data:`~neuralcodec.bitstream.layout.WELL_KNOWN_KEYS`) and varint integers."""
+    parts = [
+        struct.pack("<BB", int(header.modality), header.coder_precision),
+        header.fingerprint,
+        _pack_str8(header.codec_id.encode("utf-8")),
+        _pack_str8(header.model_id.encode("utf-8")),
+        _pack_str8(header.entropy_model_id.encode("utf-8")),
+        struct.pack("<B", len(header.metadata)),
+    ]
+    for key, value in header.metadata.items():  # already sorted by key
+        code = _WELL_KNOWN_CODES.get(key, 0)
+        parts.append(struct.pack("<B", code) if code else b"\x00" + _pack_str8(key.encode("ascii")))
+        if isinstance(value, int):
+            parts.append(struct.pack("<B", _Tag.VARINT) + layout.pack_varint(layout.zigzag(value)))
+        elif isinstance(value, float):
+            parts.append(struct.pack("<Bd", _Tag.FLOAT64, value))
+        elif isinstance(value, str):
+            parts.append(struct.pack("<B", _Tag.STR) + _pack_str8(value.encode("utf-8")))
+        else:
+            parts.append(struct.pack("<B", _Tag.BYTES) + _pack_str8(value))
+    return b"".join(parts)
 
 
 class _Cursor:
@@ -274,6 +310,15 @@ class _Cursor:
     def unpack(self, fmt: str, what: str) -> tuple:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
 
+    def varint(self, what: str) -> int:
+        try:
+            value, self.pos = layout.unpack_varint(self.data, self.pos)
+        except IndexError:
+            raise BitstreamError(f"malformed header: {what} runs past the end of the header") from None
+        except ValueError as exc:
+            raise BitstreamError(f"malformed header: {what} is not a valid varint ({exc})") from None
+        return value
+
     def str8(self, what: str) -> str:
         (size,) = self.unpack("<B", f"length of {what}")
         raw = self.take(size, what)
@@ -284,10 +329,11 @@ class _Cursor:
 
 
 def decode_header_body(body: bytes, version: int) -> StreamHeader:
-    """Parse a version-1 header body into a validated :class:`StreamHeader`."""
+    """Parse a version-1 or version-2 header body into a validated :class:`StreamHeader`."""
     cursor = _Cursor(body)
     modality, precision = cursor.unpack("<BB", "modality and coder precision")
-    fingerprint = cursor.take(layout.FINGERPRINT_BYTES, "fingerprint")
+    fingerprint = cursor.take(layout.FINGERPRINT_BYTES if version == 1 else layout.FINGERPRINT_BYTES_V2,
+                              "fingerprint")
     codec_id = cursor.str8("codec_id")
     model_id = cursor.str8("model_id")
     entropy_model_id = cursor.str8("entropy_model_id")
@@ -299,13 +345,18 @@ def decode_header_body(body: bytes, version: int) -> StreamHeader:
     metadata: dict[str, MetadataValue] = {}
     previous = ""
     for index in range(count):
-        key = cursor.str8(f"metadata key {index}")
+        key = cursor.str8(f"metadata key {index}") if version == 1 else _key_v2(cursor, index)
         if key <= previous:
             raise BitstreamError(f"malformed header: metadata key {key!r} is duplicated or out of order")
         previous = key
         (tag,) = cursor.unpack("<B", f"type of metadata {key!r}")
-        if tag == _Tag.INT64:
+        if tag == _Tag.INT64 and version == 1:
             metadata[key] = cursor.unpack("<q", f"metadata {key!r}")[0]
+        elif tag == _Tag.VARINT and version >= 2:
+            value = layout.unzigzag(cursor.varint(f"metadata {key!r}"))
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise BitstreamError(f"malformed header: metadata {key!r} does not fit in int64")
+            metadata[key] = value
         elif tag == _Tag.FLOAT64:
             metadata[key] = cursor.unpack("<d", f"metadata {key!r}")[0]
         elif tag == _Tag.STR:
@@ -327,6 +378,21 @@ def decode_header_body(body: bytes, version: int) -> StreamHeader:
         metadata=metadata,
         version=version,
     )
+
+
+def _key_v2(cursor: _Cursor, index: int) -> str:
+    """A version-2 metadata key: a one-byte well-known code, or 0 followed by the key spelled out."""
+    (code,) = cursor.unpack("<B", f"metadata key {index}")
+    if code == 0:
+        key = cursor.str8(f"metadata key {index}")
+        if key in _WELL_KNOWN_CODES:
+            raise BitstreamError(f"malformed header: well-known metadata key {key!r} is spelled out instead of coded")
+        if not _KEY_RE.fullmatch(key):
+            raise BitstreamError(f"malformed header: metadata key {key!r} has characters outside A-Z a-z 0-9 _ . -")
+        return key
+    if code > len(layout.WELL_KNOWN_KEYS):
+        raise BitstreamError(f"malformed header: unknown metadata key code {code}")
+    return layout.WELL_KNOWN_KEYS[code - 1]
 
 
 __all__ = ["MetadataValue", "Modality", "StreamHeader", "fingerprint_bytes"]

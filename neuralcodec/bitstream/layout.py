@@ -1,8 +1,8 @@
 """Byte layout of the container: magic, version numbers, field structs and size limits.
 
 Everything that fixes how bytes sit in a file lives here, so a layout change is one visible
-edit (and must come with a ``FORMAT_VERSION`` bump, see ``docs/bitstream.md``). All integers
-are little-endian and fixed-width.
+edit (and must come with a ``FORMAT_VERSION`` bump, see ``docs/bitstream.md``). Fixed-width
+integers are little-endian; version 2 adds unsigned LEB128 varints for lengths and metadata.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import zlib
 #: catch newline translation, ``\\x1a`` stops ``type`` on Windows (the PNG trick).
 MAGIC = b"\x89NCB\r\n\x1a\n"
 
-#: Version this build writes.
-FORMAT_VERSION = 1
-#: Versions this build reads (old versions stay here while their readers are kept).
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+#: Version this build writes by default (a header may ask for an older supported version).
+FORMAT_VERSION = 2
+#: Versions this build reads and writes (old versions stay here while their code is kept).
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
 
 # --- preamble: fixed for every version, so any build can read the version number ---------
 #: magic (8 bytes), format version (u16), header body length (u32)
@@ -38,6 +38,23 @@ TRAILER_BODY = struct.Struct("<IQ")
 TRAILER_CRC = struct.Struct("<I")
 #: whole end trailer as it sits in the file: marker (u32), count (u32), payload bytes (u64), CRC (u32)
 TRAILER_BYTES = 4 + TRAILER_BODY.size + TRAILER_CRC.size
+
+# --- version 2: compact framing (about 110 bytes less than version 1 on a typical audio file) ---
+#: fingerprint bytes stored by version 2 (the first 8 bytes of the 16-byte model fingerprint)
+FINGERPRINT_BYTES_V2 = 8
+#: chunk prefix: varint ``L + 1`` (0 is the end marker), then this CRC32 (same seed as version 1)
+CHUNK_CRC_V2 = struct.Struct("<I")
+#: the varint value that ends the chunk sequence in version 2
+END_MARKER_V2 = 0
+#: longest varint accepted anywhere (enough for any uint64)
+MAX_VARINT_BYTES = 10
+#: metadata keys written as one byte in version 2: code ``i + 1`` is ``WELL_KNOWN_KEYS[i]``.
+#: This table is part of the version-2 format: entries are only ever appended with a version bump.
+WELL_KNOWN_KEYS: tuple[str, ...] = (
+    "sample_rate", "channels", "num_samples", "width", "height", "quality", "fps_num", "fps_den",
+    "num_frames", "num_codebooks", "chunk_frames", "nominal_bps", "gop", "colorspace", "bit_depth",
+    "chroma", "patch_size", "levels", "chunk_patches", "frames_per_chunk", "group_size", "target_bpp",
+)
 
 # --- limits --------------------------------------------------------------------------------
 #: largest header body (bytes between the preamble and the header CRC)
@@ -65,7 +82,67 @@ def chunk_crc(index: int, payload: bytes | bytearray | memoryview) -> int:
     return zlib.crc32(payload, seed)
 
 
-def pack_trailer(num_chunks: int, payload_bytes: int) -> bytes:
-    """The end trailer: marker, chunk count, payload byte count and their CRC."""
-    body = struct.pack("<I", END_MARKER) + TRAILER_BODY.pack(num_chunks, payload_bytes)
+def pack_varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, low bits first, high bit set on every byte but the last."""
+    if value < 0:
+        raise ValueError(f"varints are unsigned, got {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def unpack_varint(data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int, int]:
+    """``(value, next position)`` of the varint at ``pos``.
+
+    Raises ``IndexError`` if ``data`` ends inside the varint and ``ValueError`` if it is longer
+    than :data:`MAX_VARINT_BYTES` or not canonical (a final ``0x00`` byte after the first), so
+    every value has exactly one encoding.
+    """
+    value = shift = 0
+    for count in range(MAX_VARINT_BYTES):
+        byte = data[pos + count]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if byte == 0 and count > 0:
+                raise ValueError("non-canonical varint (trailing zero byte)")
+            return value, pos + count + 1
+    raise ValueError(f"varint longer than {MAX_VARINT_BYTES} bytes")
+
+
+def zigzag(value: int) -> int:
+    """Signed -> unsigned so that small magnitudes stay short: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ..."""
+    return (value << 1) if value >= 0 else ((-value << 1) - 1)
+
+
+def unzigzag(value: int) -> int:
+    """Inverse of :func:`zigzag`."""
+    return (value >> 1) if not value & 1 else -((value + 1) >> 1)
+
+
+def pack_chunk_prefix(version: int, index: int, payload: bytes | bytearray | memoryview) -> bytes:
+    """The bytes written before a chunk payload in format ``version``."""
+    crc = chunk_crc(index, payload)
+    size = memoryview(payload).nbytes
+    if version == 1:
+        return CHUNK_PREFIX.pack(size, crc)
+    return pack_varint(size + 1) + CHUNK_CRC_V2.pack(crc)
+
+
+def pack_trailer(num_chunks: int, payload_bytes: int, version: int = 1) -> bytes:
+    """The end trailer: marker, chunk count, payload byte count and their CRC.
+
+    Version 1: ``u32 0xFFFFFFFF | u32 count | u64 bytes | u32 CRC``. Version 2: ``varint 0 |
+    varint count | varint bytes | u32 CRC`` (the CRC covers the bytes before it in both).
+    """
+    if version == 1:
+        body = struct.pack("<I", END_MARKER) + TRAILER_BODY.pack(num_chunks, payload_bytes)
+    else:
+        body = pack_varint(END_MARKER_V2) + pack_varint(num_chunks) + pack_varint(payload_bytes)
     return body + TRAILER_CRC.pack(zlib.crc32(body))

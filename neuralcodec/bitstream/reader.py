@@ -31,7 +31,7 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO, 
 _BLOCK = 1 << 20
 
 #: Header-body decoder per readable format version.
-_BODY_DECODERS: dict[int, Callable[[bytes, int], StreamHeader]] = {1: decode_header_body}
+_BODY_DECODERS: dict[int, Callable[[bytes, int], StreamHeader]] = {1: decode_header_body, 2: decode_header_body}
 
 
 @dataclass(frozen=True)
@@ -260,15 +260,10 @@ class BitstreamReader:
         index = 0
         total = 0
         while True:
-            prefix = self._in.read(layout.CHUNK_PREFIX.size)
-            if not prefix:
-                self._fail(f"missing end marker: the file ends after {index} chunk(s) (truncated)")
-            if len(prefix) >= 4 and struct.unpack_from("<I", prefix)[0] == layout.END_MARKER:
-                self._check_trailer(prefix, index, total)
+            prefix = self._chunk_prefix(index, total)
+            if prefix is None:
                 return
-            if len(prefix) < layout.CHUNK_PREFIX.size:
-                self._fail(f"truncated in chunk {index} (its length/CRC prefix is cut short)")
-            length, crc = layout.CHUNK_PREFIX.unpack(prefix)
+            length, crc = prefix
             if length > layout.MAX_CHUNK_BYTES:
                 self._fail(
                     f"chunk {index} declares {length} bytes, above the {layout.MAX_CHUNK_BYTES}-byte chunk limit "
@@ -293,15 +288,65 @@ class BitstreamReader:
             index += 1
             total += length
 
-    def _check_trailer(self, start: bytes, index: int, total: int) -> None:
-        rest = start[4:] + self._in.read(layout.TRAILER_BYTES - len(start))
-        if len(rest) < layout.TRAILER_BYTES - 4:
-            self._fail(f"truncated in end marker (after {index} chunk(s))")
-        body = start[:4] + rest[: layout.TRAILER_BODY.size]
-        (crc,) = layout.TRAILER_CRC.unpack_from(rest, layout.TRAILER_BODY.size)
-        if zlib.crc32(body) != crc:
+    def _chunk_prefix(self, index: int, total: int) -> Optional[tuple[int, int]]:
+        """``(length, crc)`` of chunk ``index``, or None after checking the trailer that ends the chunks."""
+        if self.header.version == 1:
+            prefix = self._in.read(layout.CHUNK_PREFIX.size)
+            if not prefix:
+                self._fail(f"missing end marker: the file ends after {index} chunk(s) (truncated)")
+            if len(prefix) >= 4 and struct.unpack_from("<I", prefix)[0] == layout.END_MARKER:
+                self._check_trailer(prefix, index, total)
+                return None
+            if len(prefix) < layout.CHUNK_PREFIX.size:
+                self._fail(f"truncated in chunk {index} (its length/CRC prefix is cut short)")
+            length, crc = layout.CHUNK_PREFIX.unpack(prefix)
+            return length, crc
+        first = self._in.read(1)
+        if not first:
+            self._fail(f"missing end marker: the file ends after {index} chunk(s) (truncated)")
+        if first[0] == layout.END_MARKER_V2:
+            self._check_trailer_v2(index, total)
+            return None
+        _, value = self._varint(first, f"chunk {index} length",
+                                f"truncated in chunk {index} (its length/CRC prefix is cut short)")
+        crc_bytes = self._in.read(layout.CHUNK_CRC_V2.size)
+        if len(crc_bytes) < layout.CHUNK_CRC_V2.size:
+            self._fail(f"truncated in chunk {index} (its length/CRC prefix is cut short)")
+        return value - 1, layout.CHUNK_CRC_V2.unpack(crc_bytes)[0]
+
+    def _varint(self, first: bytes, what: str, truncated: str) -> tuple[bytes, int]:
+        """Read the rest of a varint that starts with ``first``; ``(raw bytes, value)``."""
+        raw = bytearray(first)
+        while raw[-1] & 0x80 and len(raw) < layout.MAX_VARINT_BYTES:
+            more = self._in.read(1)
+            if not more:
+                self._fail(truncated)
+            raw += more
+        try:
+            value, _ = layout.unpack_varint(raw)
+        except (ValueError, IndexError) as exc:
+            self._fail(f"{what} is not a valid varint ({exc}) (corrupt file)")
+        return bytes(raw), value
+
+    def _check_trailer_v2(self, index: int, total: int) -> None:
+        truncated = f"truncated in end marker (after {index} chunk(s))"
+        body = bytearray([layout.END_MARKER_V2])
+        values = []
+        for what in ("end marker chunk count", "end marker payload bytes"):
+            first = self._in.read(1)
+            if not first:
+                self._fail(truncated)
+            raw, value = self._varint(first, what, truncated)
+            body += raw
+            values.append(value)
+        crc_bytes = self._in.read(layout.TRAILER_CRC.size)
+        if len(crc_bytes) < layout.TRAILER_CRC.size:
+            self._fail(truncated)
+        if zlib.crc32(bytes(body)) != layout.TRAILER_CRC.unpack(crc_bytes)[0]:
             self._fail("end marker CRC mismatch (corrupt file)")
-        count, payload_bytes = layout.TRAILER_BODY.unpack_from(rest)
+        self._check_counts(values[0], values[1], index, total)
+
+    def _check_counts(self, count: int, payload_bytes: int, index: int, total: int) -> None:
         if count != index:
             self._fail(f"end marker records {count} chunk(s) but {index} were found (corrupt file)")
         if payload_bytes != total:
@@ -312,6 +357,17 @@ class BitstreamReader:
                 self._fail("unexpected bytes after the end marker")
         elif remaining:
             self._fail(f"{remaining} unexpected byte(s) after the end marker")
+
+    def _check_trailer(self, start: bytes, index: int, total: int) -> None:
+        rest = start[4:] + self._in.read(layout.TRAILER_BYTES - len(start))
+        if len(rest) < layout.TRAILER_BYTES - 4:
+            self._fail(f"truncated in end marker (after {index} chunk(s))")
+        body = start[:4] + rest[: layout.TRAILER_BODY.size]
+        (crc,) = layout.TRAILER_CRC.unpack_from(rest, layout.TRAILER_BODY.size)
+        if zlib.crc32(body) != crc:
+            self._fail("end marker CRC mismatch (corrupt file)")
+        count, payload_bytes = layout.TRAILER_BODY.unpack_from(rest)
+        self._check_counts(count, payload_bytes, index, total)
 
 
 def read_bitstream(src: Source) -> tuple[StreamHeader, list[bytes]]:

@@ -85,8 +85,7 @@ class BitstreamWriter:
             )
         if self.num_chunks >= layout.MAX_CHUNKS:
             raise BitstreamError(f"a stream holds at most {layout.MAX_CHUNKS} chunks")
-        crc = layout.chunk_crc(self.num_chunks, view)
-        self._write(layout.CHUNK_PREFIX.pack(view.nbytes, crc))
+        self._write(layout.pack_chunk_prefix(self.header.version, self.num_chunks, view))
         self._write(view)
         self.num_chunks += 1
         self.payload_bytes += view.nbytes
@@ -104,7 +103,7 @@ class BitstreamWriter:
             self._abort(exc)
             return False
         try:
-            self._write(layout.pack_trailer(self.num_chunks, self.payload_bytes))
+            self._write(layout.pack_trailer(self.num_chunks, self.payload_bytes, self.header.version))
             if self._atomic is None and hasattr(self._fh, "flush"):
                 self._fh.flush()
         except BaseException as error:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
-from neuralcodec.bitstream import Modality, StreamHeader, fingerprint_bytes
+from neuralcodec.bitstream import SUPPORTED_VERSIONS, Modality, StreamHeader, fingerprint_bytes
 
 
 def build_header(**overrides: Any) -> StreamHeader:
@@ -23,7 +23,13 @@ def build_header(**overrides: Any) -> StreamHeader:
     return StreamHeader(**fields)
 
 
-@pytest.fixture
-def make_header() -> Callable[..., StreamHeader]:
-    """``make_header(**field_overrides)`` -> a valid :class:`StreamHeader`."""
-    return build_header
+@pytest.fixture(params=SUPPORTED_VERSIONS, ids=lambda v: f"v{v}")
+def make_header(request) -> Callable[..., StreamHeader]:
+    """``make_header(**field_overrides)`` -> a valid :class:`StreamHeader`, once per supported format version."""
+    version = request.param
+
+    def make(**overrides: Any) -> StreamHeader:
+        overrides.setdefault("version", version)
+        return build_header(**overrides)
+
+    return make

@@ -4,8 +4,8 @@
 
 The expected headers and chunks are defined here and imported by ``test_bitstream_golden.py``,
 which checks that the committed files still decode to them and that the writer still produces
-the same bytes. Regenerating the files is only right together with a ``FORMAT_VERSION`` bump
-(keep the old files and add new ones named after the new version).
+the same bytes. Existing files are never overwritten: a ``FORMAT_VERSION`` bump adds the new
+version to ``GOLDEN_VERSIONS``, and running this script then adds only the new ``*_vN.bin`` files.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from neuralcodec.bitstream import MAGIC, Modality, StreamHeader, bitstream_to_by
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "bitstream"
 FUTURE_VERSION = 99
 FUTURE_FILE = f"future_version_v{FUTURE_VERSION}.bin"
+#: format versions with golden files (the same signals written in each version's layout)
+GOLDEN_VERSIONS = (1, 2)
 
 
 def _pseudo_random(seed: str, size: int) -> bytes:
@@ -34,8 +36,17 @@ def _pseudo_random(seed: str, size: int) -> bytes:
 
 
 def golden_cases() -> dict[str, tuple[StreamHeader, list[bytes]]]:
-    """File name -> (header, chunk payloads) of every golden stream."""
+    """File name -> (header, chunk payloads) of every golden stream, in every golden version."""
+    cases: dict[str, tuple[StreamHeader, list[bytes]]] = {}
+    for version in GOLDEN_VERSIONS:
+        for name, case in _cases(version).items():
+            cases[f"{name}_v{version}.bin"] = case
+    return cases
+
+
+def _cases(version: int) -> dict[str, tuple[StreamHeader, list[bytes]]]:
     audio = StreamHeader(
+        version=version,
         modality=Modality.AUDIO,
         codec_id="audio-rvq",
         model_id="rvq-24khz-6kbps",
@@ -45,6 +56,7 @@ def golden_cases() -> dict[str, tuple[StreamHeader, list[bytes]]]:
         metadata={"sample_rate": 24000, "channels": 1, "num_samples": 48000, "bandwidth_kbps": 6.0},
     )
     image = StreamHeader(
+        version=version,
         modality=Modality.IMAGE,
         codec_id="image-hyperprior",
         model_id="bmshj2018-q3",
@@ -63,6 +75,7 @@ def golden_cases() -> dict[str, tuple[StreamHeader, list[bytes]]]:
         },
     )
     video = StreamHeader(
+        version=version,
         modality=Modality.VIDEO,
         codec_id="video-nerv",
         model_id="nerv-s",
@@ -79,10 +92,10 @@ def golden_cases() -> dict[str, tuple[StreamHeader, list[bytes]]]:
         },
     )
     return {
-        "audio_v1.bin": (audio, [_pseudo_random("audio", 37), _pseudo_random("audio2", 64), b""]),
-        "image_v1.bin": (image, [_pseudo_random("image-hyper", 20), _pseudo_random("image-latent", 150)]),
-        "video_v1.bin": (video, [_pseudo_random(f"frame{i}", 10 + i) for i in range(3)]),
-        "empty_v1.bin": (video, []),
+        "audio": (audio, [_pseudo_random("audio", 37), _pseudo_random("audio2", 64), b""]),
+        "image": (image, [_pseudo_random("image-hyper", 20), _pseudo_random("image-latent", 150)]),
+        "video": (video, [_pseudo_random(f"frame{i}", 10 + i) for i in range(3)]),
+        "empty": (video, []),
     }
 
 
@@ -99,11 +112,15 @@ def future_version_bytes() -> bytes:
 
 def main(out_dir: Path = GOLDEN_DIR) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, (header, chunks) in golden_cases().items():
-        (out_dir / name).write_bytes(bitstream_to_bytes(header, chunks))
-        print(f"wrote {out_dir / name}")
-    (out_dir / FUTURE_FILE).write_bytes(future_version_bytes())
-    print(f"wrote {out_dir / FUTURE_FILE}")
+    files = {name: bitstream_to_bytes(header, chunks) for name, (header, chunks) in golden_cases().items()}
+    files[FUTURE_FILE] = future_version_bytes()
+    for name, data in files.items():
+        path = out_dir / name
+        if path.exists():
+            print(f"kept {path} (golden files are never regenerated)")
+            continue
+        path.write_bytes(data)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Every way a stream can be wrong gives a BitstreamError with a precise message."""
+"""Every way a stream can be wrong gives a BitstreamError with a precise message.
+
+The streams here are crafted byte by byte in the version-1 layout (version 2's framing has its
+own crafted cases in ``test_bitstream_v2.py``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from neuralcodec.bitstream import Modality, StreamHeader, bitstream_to_bytes, re
 from neuralcodec.bitstream import layout
 from neuralcodec.bitstream.header import encode_header_body
 from neuralcodec.errors import BitstreamError, NeuralCodecError
+
+from conftest import build_header
 
 
 class NonSeekable(io.RawIOBase):
@@ -39,6 +45,18 @@ def raw_body(modality: int = 1, precision: int = 16, fingerprint: bytes = bytes(
     for item in ids:
         out += struct.pack("<B", len(item)) + item
     return out + meta
+
+
+@pytest.fixture
+def make_header():
+    """Version-1 headers only: the byte offsets below are those of the version-1 layout."""
+    def make(**overrides):
+        overrides.setdefault("version", 1)
+        return build_header(**overrides)
+    return make
+
+
+READS = f"this build reads {min(layout.SUPPORTED_VERSIONS)}..{max(layout.SUPPORTED_VERSIONS)}"
 
 
 def chunk(index: int, payload: bytes) -> bytes:
@@ -85,15 +103,15 @@ def test_newline_translation_is_bad_magic(valid):
     assert_fails(data.replace(b"\r\n", b"\n", 1), "bad magic")
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, 65535])
+@pytest.mark.parametrize("version", [0, 3, 99, 65535])
 def test_unsupported_version(valid, version):
     data = bytearray(valid[0])
     struct.pack_into("<H", data, 8, version)
-    message = f"unsupported format version {version} (this build reads 1..1)"
+    message = f"unsupported format version {version} ({READS})"
     assert_fails(bytes(data), re.escape(message))
     with pytest.raises(BitstreamError) as excinfo:
         read_bitstream(bytes(data))
-    assert ("written by a newer neuralcodec" in str(excinfo.value)) == (version > 1)
+    assert ("written by a newer neuralcodec" in str(excinfo.value)) == (version > max(layout.SUPPORTED_VERSIONS))
 
 
 def test_truncated_in_header(valid):
@@ -303,7 +321,7 @@ def test_wrong_source_types(tmp_path, valid):
         ({"metadata": {"b": bytes(256)}}, r"metadata 'b' is 256 bytes \(the limit is 255\)"),
         ({"metadata": {"l": [1, 2]}}, r"metadata 'l' has unsupported type list"),
         ({"metadata": [("a", 1)]}, r"metadata must be a mapping"),
-        ({"version": 2}, r"unsupported format version 2 \(this build reads 1\.\.1\)"),
+        ({"version": 3}, re.escape(f"unsupported format version 3 ({READS})")),
     ],
 )
 def test_invalid_header_fields(make_header, overrides, pattern):

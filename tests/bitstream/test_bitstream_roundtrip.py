@@ -177,7 +177,7 @@ def test_check_model(make_header):
     with pytest.raises(BitstreamError, match=r"encoded with codec 'audio-test' .* but codec 'image-x' is loaded"):
         header.check_model("image-x", "tiny-v1", header.fingerprint)
     expected = (f"file was encoded with model 'tiny-v1' (fingerprint {header.fingerprint.hex()}) "
-                f"but model 'big-v2' (fingerprint {other.hex()}) is loaded")
+                f"but model 'big-v2' (fingerprint {other[:len(header.fingerprint)].hex()}) is loaded")
     with pytest.raises(BitstreamError) as excinfo:
         header.check_model("audio-test", "big-v2", other)
     assert str(excinfo.value) == expected
