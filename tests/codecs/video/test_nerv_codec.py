@@ -44,12 +44,9 @@ def encoded(shared_data_module):
 
 
 @pytest.fixture(scope="module")
-def shared_data_module():
-    from conftest import SHARED_DATA
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip("development media not found")
-    return SHARED_DATA
+def shared_data_module(shared_data):
+    """The session-wide ``shared_data`` fixture, usable from module-scoped fixtures."""
+    return shared_data
 
 
 def test_fit_beats_broken_models(encoded):
