@@ -238,14 +238,17 @@ def _pack_str8(data: bytes) -> bytes:
 
 def encode_header_body(header: StreamHeader) -> bytes:
     """The header body (between the preamble and the header CRC) in ``header.version``'s layout."""
-    body = _encode_body_v1(header) if header.version == 1 else _encode_body_v2(header)
+    body = _encode_body(header)
     if len(body) > layout.MAX_HEADER_BYTES:  # cannot happen with the per-field limits; kept as a guard
         raise BitstreamError(f"header is {len(body)} bytes (the limit is {layout.MAX_HEADER_BYTES})")
     return body
 
 
-def _encode_body_v1(header: StreamHeader) -> bytes:
-    """Version 1: fixed-width ints, string keys, 16-byte fingerprint."""
+def _encode_body(header: StreamHeader) -> bytes:
+    """Both versions share the field order. Version 1: 16-byte fingerprint, keys spelled out, fixed
+    int64. Version 2: 8-byte fingerprint, one-byte codes for the well-known metadata keys
+    (:data:`~neuralcodec.bitstream.layout.WELL_KNOWN_KEYS`), zigzag-varint integers."""
+    v1 = header.version == 1
     parts = [
         struct.pack("<BB", int(header.modality), header.coder_precision),
         header.fingerprint,
@@ -255,34 +258,12 @@ def _encode_body_v1(header: StreamHeader) -> bytes:
         struct.pack("<B", len(header.metadata)),
     ]
     for key, value in header.metadata.items():  # already sorted by key
-        parts.append(_pack_str8(key.encode("ascii")))
+        code = 0 if v1 else _WELL_KNOWN_CODES.get(key, 0)
+        spelled = _pack_str8(key.encode("ascii"))
+        parts.append(spelled if v1 else struct.pack("<B", code) if code else b"\x00" + spelled)
         if isinstance(value, int):
-            parts.append(struct.pack("<Bq", _Tag.INT64, value))
-        elif isinstance(value, float):
-            parts.append(struct.pack("<Bd", _Tag.FLOAT64, value))
-        elif isinstance(value, str):
-            parts.append(struct.pack("<B", _Tag.STR) + _pack_str8(value.encode("utf-8")))
-        else:
-            parts.append(struct.pack("<B", _Tag.BYTES) + _pack_str8(value))
-    return b"".join(parts)
-
-
-def _encode_body_v2(header: StreamHeader) -> bytes:
-    """Version 2: as version 1, but an 8-byte fingerprint, one-byte codes for the well-known
-    metadata keys (:data:`~neuralcodec.bitstream.layout.WELL_KNOWN_KEYS`) and varint integers."""
-    parts = [
-        struct.pack("<BB", int(header.modality), header.coder_precision),
-        header.fingerprint,
-        _pack_str8(header.codec_id.encode("utf-8")),
-        _pack_str8(header.model_id.encode("utf-8")),
-        _pack_str8(header.entropy_model_id.encode("utf-8")),
-        struct.pack("<B", len(header.metadata)),
-    ]
-    for key, value in header.metadata.items():  # already sorted by key
-        code = _WELL_KNOWN_CODES.get(key, 0)
-        parts.append(struct.pack("<B", code) if code else b"\x00" + _pack_str8(key.encode("ascii")))
-        if isinstance(value, int):
-            parts.append(struct.pack("<B", _Tag.VARINT) + layout.pack_varint(layout.zigzag(value)))
+            parts.append(struct.pack("<Bq", _Tag.INT64, value) if v1 else
+                         struct.pack("<B", _Tag.VARINT) + layout.pack_varint(layout.zigzag(value)))
         elif isinstance(value, float):
             parts.append(struct.pack("<Bd", _Tag.FLOAT64, value))
         elif isinstance(value, str):
