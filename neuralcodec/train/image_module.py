@@ -79,22 +79,6 @@ class ImageRDModule(CodecModule):
     def _aux_parameters(self) -> list[Tensor]:
         return [self.codec.hyperprior.factorized.quantiles]
 
-    def _main_parameters(self) -> list[Tensor]:
-        aux = {id(p) for p in self._aux_parameters()}
-        return [p for p in self.codec.parameters() if id(p) not in aux]
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        groups = [{"params": self._main_parameters()},
-                  {"params": self._aux_parameters(), "lr": hp.lr * hp.aux_lr_factor, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        return {"optimizer": optimizer, "lr_scheduler": self._scheduler(optimizer)}
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        """Clip the R-D gradient only (the quantiles' auxiliary gradient must not shrink it)."""
-        if self.hparams.grad_clip and self.hparams.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self._main_parameters(), self.hparams.grad_clip)
-
     # ----- validation / export ----------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self.codec.freeze()

@@ -64,12 +64,30 @@ class CodecModule(L.LightningModule):
         lam = lambda step: warmup_cosine(step, hp.warmup_steps, hp.total_steps)  # noqa: E731
         return {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, lam), "interval": "step"}
 
+    def _aux_parameters(self) -> list[Tensor]:
+        """Parameters fitted only by an auxiliary loss (e.g. a factorized prior's quantiles): they get
+        their own group (``aux_lr_factor`` x lr, no weight decay) and are left out of gradient clipping."""
+        return []
+
+    def _main_parameters(self) -> list[Tensor]:
+        aux = {id(p) for p in self._aux_parameters()}
+        return [p for p in self._generator_parameters() if id(p) not in aux and p.requires_grad]
+
     def configure_optimizers(self):
-        optimizer = self._optimizer(self._generator_parameters())
+        hp = self.hparams
+        aux = self._aux_parameters()
+        if not aux:
+            optimizer = self._optimizer(self._main_parameters())
+        else:
+            groups = [{"params": self._main_parameters()},
+                      {"params": aux, "lr": hp.lr * hp.get("aux_lr_factor", 1.0), "weight_decay": 0.0}]
+            optimizer = self._optimizer(groups)
         return {"optimizer": optimizer, "lr_scheduler": self._scheduler(optimizer)}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+        """Clip the main gradient only (an auxiliary gradient must not shrink it)."""
+        if self.hparams.grad_clip and self.hparams.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self._main_parameters(), self.hparams.grad_clip)
 
     def log_quantizer_metrics(self, metrics: Mapping[str, Tensor], prefix: str = "train") -> None:
         """Per-codebook usage / perplexity / dead codes from :class:`QuantizerOutput.metrics`."""
