@@ -195,7 +195,7 @@ def run_nerv(clip: Clip, settings: Settings) -> list[Point]:
 
 def run_conditional(clip: Clip, settings: Settings) -> list[Point]:
     """The conditional (DCVC-style) codec through the same file hooks as ``codec encode``/``decode``."""
-    from neuralcodec.bitstream import BitstreamReader, BitstreamWriter, StreamHeader
+    from neuralcodec.cli.coding import decode_to_file, encode_to_file
     from neuralcodec.codecs.registry import load_codec
     from neuralcodec.errors import ModelError
 
@@ -208,17 +208,10 @@ def run_conditional(clip: Clip, settings: Settings) -> list[Point]:
     for q in qualities:
         out, dec_path = settings.workdir / f"{clip.name}-video-q{q}.bin", settings.workdir / f"{clip.name}-video-q{q}.y4m"
         began = time.perf_counter()
-        metadata, chunks = codec.compress_file(clip.path, quality=q, gop=clip.gop)
-        header = StreamHeader(modality=codec.modality, codec_id=codec.codec_id, model_id=codec.model_id,
-                              fingerprint=codec.fingerprint(), entropy_model_id=codec.entropy_model_id,
-                              coder_precision=codec.coder_precision, metadata=metadata)
-        with BitstreamWriter(out, header) as writer:
-            for payload in chunks:
-                writer.write_chunk(payload)
+        encode_to_file(codec, clip.path, out, quality=q, gop=clip.gop)  # exactly what `codec encode` does
         enc_s = time.perf_counter() - began
         began = time.perf_counter()
-        with BitstreamReader(out) as reader:
-            codec.decompress_to_file(reader.header.metadata, reader.chunks(), dec_path)
+        decode_to_file(codec, out, dec_path)
         dec_s = time.perf_counter() - began
         psnr_rgb, psnr_yuv = quality(clip.frames, read_frames(dec_path))
         n = len(clip.frames)

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from neuralcodec.bitstream import BitstreamReader, BitstreamWriter, StreamHeader
+from neuralcodec.bitstream import BitstreamReader, BitstreamWriter
 from neuralcodec.errors import ModelError, NeuralCodecError
 
 #: input extension -> default shipped model
@@ -68,10 +68,7 @@ def _load(name_or_path: str):
 def encode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
     """Compress ``source`` with a loaded ``codec`` into the container file ``target`` (atomically)."""
     metadata, chunks = codec.compress_file(source, **options)
-    header = StreamHeader(modality=codec.modality, codec_id=codec.codec_id, model_id=codec.model_id,
-                          fingerprint=codec.fingerprint(), entropy_model_id=codec.entropy_model_id,
-                          coder_precision=codec.coder_precision, metadata=metadata)
-    with BitstreamWriter(target, header) as writer:
+    with BitstreamWriter(target, codec.stream_header(metadata)) as writer:
         for payload in chunks:
             writer.write_chunk(payload)
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from neuralcodec.bitstream import Modality
+from neuralcodec.bitstream import Modality, StreamHeader
 
 Metadata = dict[str, int | float | str | bytes]
 
@@ -95,6 +95,12 @@ class Codec(nn.Module, abc.ABC):
     @abc.abstractmethod
     def coder_precision(self) -> int:
         """Bits of probability precision used by the arithmetic coder."""
+
+    def stream_header(self, metadata: Mapping[str, Any]) -> StreamHeader:
+        """The container header ``codec encode`` writes for ``metadata`` (also used to measure file sizes)."""
+        return StreamHeader(modality=self.modality, codec_id=self.codec_id, model_id=self.model_id,
+                            fingerprint=self.fingerprint(), entropy_model_id=self.entropy_model_id,
+                            coder_precision=self.coder_precision, metadata=dict(metadata))
 
     @abc.abstractmethod
     def compress(self, x: Any, **options: Any) -> tuple[Metadata, Iterator[bytes]]:

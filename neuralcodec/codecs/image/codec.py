@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from neuralcodec.bitstream import Modality, StreamHeader
+from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.codecs.image.gain import QualityGain
 from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_size
@@ -138,12 +138,6 @@ class ImageCodec(Codec):
     def aux_loss(self) -> Tensor:
         """Quantile loss of the side-latent prior (trained alongside the R-D loss)."""
         return self.hyperprior.aux_loss()
-
-    def stream_header(self, metadata: Mapping[str, Any]) -> StreamHeader:
-        """The container header ``codec encode`` writes for ``metadata`` (used to measure file sizes)."""
-        return StreamHeader(modality=self.modality, codec_id=self.codec_id, model_id=self.model_id,
-                            fingerprint=self.fingerprint(), entropy_model_id=self.entropy_model_id,
-                            coder_precision=self.coder_precision, metadata=dict(metadata))
 
     # ----- quality ----------------------------------------------------------------------------
     def _qualities(self, quality: Tensor | float | int | None, batch: int, device: torch.device) -> Tensor:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from neuralcodec.bitstream import Modality, StreamHeader
+from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.codecs.video.nerv import weightcoding as wc
 from neuralcodec.codecs.video.nerv.fit import FitConfig, bits_for, fit_group
@@ -179,12 +179,6 @@ class NervVideoCodec(Codec):
     @property
     def coder_precision(self) -> int:
         return PRECISION
-
-    def stream_header(self, metadata: Mapping[str, Any]) -> StreamHeader:
-        """The container header ``codec encode`` writes for ``metadata``."""
-        return StreamHeader(modality=self.modality, codec_id=self.codec_id, model_id=self.model_id,
-                            fingerprint=self.fingerprint(), entropy_model_id=self.entropy_model_id,
-                            coder_precision=self.coder_precision, metadata=dict(metadata))
 
     def fit_config(self, steps: int | None = None) -> FitConfig:
         c = self.config
