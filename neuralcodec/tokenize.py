@@ -453,7 +453,7 @@ def _check_codebooks(codec: Any, num_codebooks: int | None) -> int:
         raise UsageError(f"--num-codebooks must be in 1..{codec.num_codebooks}, got {q}")
     try:  # surfaces quantizer-specific limits (e.g. GRVQ needs a multiple of its groups) before any work
         codec.encode(torch.zeros(1, 1, codec.hop_length), num_codebooks=q)
-    except ValueError as exc:
+    except (ValueError, ModelError) as exc:  # quantizers raise ModelError for such limits
         raise UsageError(f"--num-codebooks {q}: {exc}") from None
     return q
 

@@ -2,7 +2,8 @@
 
 Every quantizer implements :class:`Quantizer`: ``forward(z) -> QuantizerOutput(quantized, codes,
 loss, metrics)`` for training, ``encode`` / ``decode`` for coding, and ``num_codebooks``,
-``codebook_sizes``, ``bits_per_frame``. In eval mode ``decode(encode(z))`` equals
+``codebook_sizes``, ``bits_per_frame``, ``codebook_step`` (``encode(z, num_codebooks=k)`` takes its
+multiples: 1, or the number of groups of a group-residual VQ). In eval mode ``decode(encode(z))`` equals
 ``forward(z).quantized`` bit for bit (after casting to ``z.dtype``).
 """
 

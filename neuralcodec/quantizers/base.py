@@ -169,6 +169,11 @@ class Quantizer(nn.Module, ABC):
         return len(self.codebook_sizes)
 
     @property
+    def codebook_step(self) -> int:
+        """``encode(z, num_codebooks=k)`` takes the multiples ``k`` of this (1; GRVQ: its number of groups)."""
+        return 1
+
+    @property
     def bits_per_frame(self) -> float:
         """Uncompressed bits per latent position: ``sum(log2(size))`` over all codebooks."""
         return float(sum(math.log2(s) for s in self.codebook_sizes))

@@ -68,6 +68,10 @@ class GroupResidualVQ(Quantizer):
         per_group = [rvq.codebook_sizes for rvq in self.rvqs]
         return tuple(per_group[g][s] for s in range(self.stages_per_group) for g in range(self.groups))
 
+    @property
+    def codebook_step(self) -> int:
+        return self.groups
+
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, groups={self.groups}, stages_per_group={self.stages_per_group}, "

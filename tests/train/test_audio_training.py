@@ -4,24 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
-import soundfile as sf
-
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.train.run import compose, train
-
-
-@pytest.fixture
-def audio_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "audio"
-    folder.mkdir()
-    for i in range(6):
-        t = np.arange(16000) / 16000
-        x = 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)
-        sf.write(str(folder / f"clip{i}.wav"), x, 16000)
-    return folder
 
 
 def test_debug_experiment_trains_resumes_and_exports(audio_dir, tmp_path):

@@ -77,7 +77,9 @@ class AudioCodec(Codec):
         self.prior = TokenPrior(list(self.quantizer.codebook_sizes), **cfg.get("prior", {}))
         self.chunk_frames = max(1, int(round(float(cfg.get("chunk_seconds", 10.0)) * self.frame_rate)))
         # Context on each side of a chunk: covers the encoder's and decoder's receptive fields, so
-        # chunked coding matches whole-file coding up to float rounding (see tests).
+        # chunked coding matches whole-file coding up to float rounding (see tests). Not with
+        # self-attention (encoder/decoder ``attention: true``): its receptive field is the whole
+        # window, so chunked results only approximate whole-file ones (no tolerance is promised).
         self.encoder_margin = int(cfg.get("encoder_margin_frames", 32))
         self.decoder_margin = int(cfg.get("decoder_margin_frames", 48))
 
@@ -97,6 +99,15 @@ class AudioCodec(Codec):
     @property
     def codebook_size(self) -> int:
         return max(self.codebook_sizes)
+
+    @property
+    def codebook_settings(self) -> list[int]:
+        """The numbers of codebooks a stream may use (each a lower-bitrate prefix of the codes).
+
+        Every count for residual VQ; whole stages only for group-residual VQ (multiples of its groups).
+        """
+        step = self.quantizer.codebook_step
+        return list(range(step, self.num_codebooks + 1, step))
 
     @property
     def entropy_model_id(self) -> str:
@@ -190,16 +201,19 @@ class AudioCodec(Codec):
     # ----- chunked coding (container payloads) ----------------------------------------------
     def bitrate_to_codebooks(self, kbps: float) -> int:
         """The largest number of codebooks whose nominal bitrate is at most ``kbps``."""
-        usable = [q for q in range(1, self.num_codebooks + 1) if self.nominal_bitrate(q) <= kbps * 1000 + 1e-6]
+        settings = self.codebook_settings
+        usable = [q for q in settings if self.nominal_bitrate(q) <= kbps * 1000 + 1e-6]
         if not usable:
             raise UsageError(f"bitrate {kbps} kbit/s is below this model's lowest setting "
-                             f"({self.nominal_bitrate(1) / 1000:.3f} kbit/s nominal)")
+                             f"({self.nominal_bitrate(settings[0]) / 1000:.3f} kbit/s nominal)")
         return max(usable)
 
     def _check_codebooks(self, num_codebooks: int | None) -> int:
         q = int(num_codebooks or self.num_codebooks)
         if not 1 <= q <= self.num_codebooks:
             raise UsageError(f"num_codebooks must be in 1..{self.num_codebooks}, got {q}")
+        if q not in self.codebook_settings:
+            raise UsageError(f"num_codebooks must be one of {self.codebook_settings} for this model, got {q}")
         return q
 
     def _metadata(self, in_rate: int, channels: int, in_samples: int, q: int) -> Metadata:
@@ -361,7 +375,7 @@ class AudioCodec(Codec):
             rate, samples = int(metadata["sample_rate"]), int(metadata["num_samples"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BitstreamError(f"audio stream metadata lacks or garbles {exc.args[0]!r}") from exc
-        if not (1 <= channels <= 64 and 1 <= q <= self.num_codebooks and 1 <= chunk_frames <= 1 << 20
+        if not (1 <= channels <= 64 and q in self.codebook_settings and 1 <= chunk_frames <= 1 << 20
                 and 1 <= rate <= 1_000_000 and 1 <= samples <= 1 << 40):
             raise BitstreamError("audio stream metadata out of range")
         model_samples = self.model_samples(metadata)
