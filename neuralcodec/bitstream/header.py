@@ -219,6 +219,17 @@ class StreamHeader:
                 message += " (same name, different weights or configuration)"
             raise BitstreamError(message)
 
+    def check_entropy_model(self, entropy_model_id: str, coder_precision: int) -> None:
+        """Raise :class:`BitstreamError` unless the loaded codec codes with the entropy model (its
+        table/coder version) and precision that wrote the stream: same weights but another coder
+        version would mis-decode."""
+        if (entropy_model_id, int(coder_precision)) != (self.entropy_model_id, self.coder_precision):
+            raise BitstreamError(
+                f"file was coded with entropy model {self.entropy_model_id!r} ({self.coder_precision}-bit) but the "
+                f"loaded codec codes with {entropy_model_id!r} ({coder_precision}-bit): the entropy coder changed "
+                "since the file was written; decode it with the neuralcodec version that wrote it"
+            )
+
 
 def unsupported_version_message(version: int) -> str:
     """The one message for a version this build cannot read (or write)."""

@@ -78,6 +78,7 @@ def decode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
     with BitstreamReader(source) as reader:
         header = reader.header
         header.check_model(codec.codec_id, codec.model_id, codec.fingerprint())
+        header.check_entropy_model(codec.entropy_model_id, codec.coder_precision)
         codec.decompress_to_file(header.metadata, reader.chunks(), target, **options)
 
 
@@ -117,6 +118,7 @@ def run_decode(args: argparse.Namespace) -> int:
         except ModelError as exc:
             raise ModelError(f"{exc} (the file needs model {header.model_id!r}; pass --model PATH)") from None
         header.check_model(codec.codec_id, codec.model_id, codec.fingerprint())
+        header.check_entropy_model(codec.entropy_model_id, codec.coder_precision)
         options: dict[str, Any] = {k: getattr(args, k, None) for k in DECODE_OPTIONS}
         codec.decompress_to_file(header.metadata, reader.chunks(), target, **options)
     if not args.quiet:

@@ -107,6 +107,28 @@ class StackEncoder:
         else:
             raise ValueError("freqs must be [K] or [N, K]")
 
+    def categorical_reduced(self, symbols: np.ndarray, reduced: np.ndarray) -> None:
+        """Symbols in ``[0, K)``, one table per symbol in reduced form ``freq - 1`` ``[N, K]`` (see
+        :func:`~neuralcodec.entropy.tables.reduced_tables`: integer rows summing to ``TOTAL - K``).
+
+        The tables are not checked (their builder guarantees the form) and are read at
+        :meth:`finish` (do not modify them before); symbols are checked now.
+        """
+        s = _as_symbols(symbols)
+        r = np.asarray(reduced)
+        if r.ndim != 2 or r.shape[0] != s.size:
+            raise ValueError(f"{s.size} symbols need reduced tables [{s.size}, K], got shape {r.shape}")
+        if s.size and int(s.view(f"u{s.itemsize}").max()) >= r.shape[1]:
+            raise ValueError("categorical symbols must lie in [0, K)")
+        s32 = s.astype(np.int32, copy=False)
+        self._ops.append(lambda coder: _encode(coder, s32, _FAMILY, r))
+
+    def deferred(self, operation: Callable[[object], None]) -> None:
+        """Record ``operation(ans_coder)``, run at :meth:`finish` in stack order: it must push its
+        symbols with :func:`encode_reduced_reverse` (or constriction's ``encode_reverse``) in
+        *reverse* decoding order. Lets a caller build its tables lazily, block by block."""
+        self._ops.append(operation)
+
     def indexed(self, symbols: np.ndarray, index: np.ndarray, bank: TableBank) -> None:
         """Int64 symbols, each under table ``index[i]`` of ``bank`` (escapes for out-of-range values)."""
         s = _as_symbols(symbols)
@@ -191,6 +213,10 @@ class StackDecoder:
             return self._decode(_FAMILY, _transport(f))
         raise ValueError("freqs must be [K] or [N, K]")
 
+    def categorical_reduced(self, reduced: np.ndarray) -> np.ndarray:
+        """Decode one symbol per row of reduced tables ``[N, K]`` (``freq - 1``, unchecked): int32."""
+        return self._decode(_FAMILY, reduced)
+
     def indexed(self, index: np.ndarray, bank: TableBank) -> np.ndarray:
         """Decode one int64 symbol per entry of ``index`` (flattened; same shape returned flat)."""
         idx = np.asarray(index).reshape(-1).astype(np.int64, copy=False)
@@ -244,6 +270,12 @@ def _encode(coder, symbols: np.ndarray, model, *params) -> None:
         coder.encode_reverse(symbols, model, *params)
     except KeyError:
         raise ValueError("symbol outside the alphabet of its frequency table") from None
+
+
+def encode_reduced_reverse(coder, symbols: np.ndarray, reduced: np.ndarray) -> None:
+    """Push int32 ``symbols [N]`` with reduced tables ``[N, K]`` onto a constriction ``AnsCoder``
+    so that they decode in the given order (for :meth:`StackEncoder.deferred` operations)."""
+    _encode(coder, symbols, _FAMILY, reduced)
 
 
 def _check_rows(freqs: np.ndarray) -> None:

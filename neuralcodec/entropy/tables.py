@@ -12,6 +12,7 @@ symbol can be coded whatever the table's support.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -80,6 +81,53 @@ def freqs_from_pmf(pmf: np.ndarray) -> np.ndarray:
         raise ValueError("every table needs a positive probability")
     weights = np.floor(p / peak * float(1 << (WEIGHT_BITS - 1))).astype(np.int64)
     return freqs_from_weights(weights)
+
+
+def reduced_tables(pmf: np.ndarray, totals: np.ndarray | None = None, *, overwrite: bool = False) -> np.ndarray:
+    """Frequency tables of ``pmf [N, K]`` (finite, non-negative float64 rows with positive sums)
+    in *reduced* form ``freq - 1``: float64 integers ``>= 0`` whose rows sum to ``TOTAL - K``.
+
+    ``freq - 1 = floor(pmf * ((TOTAL - K) / total))`` per row (the *shares*), and the units left
+    over by the floors go to the first largest share of the row. ``total`` is the row sum;
+    callers that know it exactly (integer-valued rows) may pass ``totals [N]`` to skip the
+    summation. ``overwrite=True`` builds the tables in ``pmf``'s memory (a float64 array the
+    caller gives up). The leftover is never negative: with the row sum rounded at most
+    ``K * 2**-53`` relative below its exact value, every computed share exceeds its exact value
+    by at most a relative ``(K + 2) * 2**-53``, so the floors (integers) sum to at most ``TOTAL - K``.
+
+    A cheaper alternative to :func:`freqs_from_pmf` (four passes over the table and no int64
+    division) with a different rounding, so it is a separate function and coders that use it
+    carry their own version. Each step is one IEEE-754 basic operation (correctly rounded) or an
+    exact sum of integers, so identical inputs give identical tables on every machine. The
+    reduced form is what the coder hands to constriction
+    (:meth:`~neuralcodec.entropy.coder.StackEncoder.categorical_reduced`).
+    """
+    p = np.asarray(pmf, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"pmf must be [N, K], got shape {p.shape}")
+    k = p.shape[1]
+    if k < 2 or k > TOTAL // 4:
+        raise ValueError(f"alphabet size {k} outside [2, {TOTAL // 4}]")
+    budget = float(TOTAL - k)
+    s = p.sum(axis=1) if totals is None else np.asarray(totals, dtype=np.float64)
+    out = p if overwrite or p is not pmf else p.copy()
+    out *= (budget / s)[:, None]
+    np.floor(out, out=out)
+    leftover = budget - out @ _ones(k)  # integers summing below 2**24: exact in any order
+    out[np.arange(p.shape[0]), out.argmax(axis=1)] += leftover
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _ones(k: int) -> np.ndarray:
+    ones = np.ones(k)
+    ones.setflags(write=False)
+    return ones
+
+
+def freqs_from_reduced(reduced: np.ndarray) -> np.ndarray:
+    """int64 frequency tables from :func:`reduced_tables` output (``freq = reduced + 1``)."""
+    return np.asarray(reduced).astype(np.int64) + 1
 
 
 def information_bits(freqs: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ padding cost. Colour images are coded plane by plane with the same (grayscale-tr
 
 Container: metadata ``width``, ``height``, ``channels``, ``patch_size``, ``levels`` (K) and
 ``chunk_patches``; one chunk per ``chunk_patches`` consecutive patches (raster order, channel
-by channel), each an independent ANS stream, so memory stays bounded on both sides.
+by channel), each an independent ANS stream, so memory stays bounded on both sides. The decoder
+decodes up to :data:`DECODE_GROUP_PATCHES` patches (whole chunks) in one walk of the circuit,
+which shares its per-variable steps among more rows; the streams are the same.
 
 ``config`` keys: ``codec`` (``"lossless-pc"``), ``name``, ``patch_size``, ``levels``,
 ``hidden``, ``tie_emissions``, ``chunk_patches`` (default 256), optional ``fit`` (the settings
@@ -33,6 +35,8 @@ from neuralcodec.errors import BitstreamError, MediaError
 
 #: Largest image (pixels x channels) a decoder accepts from a file's metadata.
 MAX_SAMPLES = 1 << 28
+#: Patches decoded together in one walk of the circuit (consecutive chunks; bounds the memory).
+DECODE_GROUP_PATCHES = 4096
 #: Output formats written losslessly (``.webp`` with ``lossless=True``); JPEG is refused.
 LOSSLESS_SUFFIXES = {".png": {}, ".bmp": {}, ".tif": {}, ".tiff": {}, ".pgm": {}, ".ppm": {},
                      ".webp": {"lossless": True, "quality": 100}}
@@ -150,21 +154,32 @@ class CircuitLosslessCodec(Codec):
         total = c * rows * cols
         expected = math.ceil(total / self.chunk_patches)
         canvas = np.zeros((c, rows * p, cols * p), dtype=np.uint8 if self.levels <= 256 else np.int32)
+        group = max(1, DECODE_GROUP_PATCHES // self.chunk_patches)
+        pending: list[bytes] = []
         got = 0
-        for index, payload in enumerate(chunks):
-            if index >= expected:
-                raise BitstreamError(f"stream has more than the {expected} chunks its image needs")
-            start = index * self.chunk_patches
-            ids = np.arange(start, min(start + self.chunk_patches, total))
-            values = coder.decode(bytes(payload), ids.size, _patch_coordinates(c, h, w, p, ids)[3])
+
+        def flush() -> None:
+            start = (got - len(pending)) * self.chunk_patches
+            ids = np.arange(start, min(got * self.chunk_patches, total))
+            values = coder.decode_chunks(pending, ids.size, _patch_coordinates(c, h, w, p, ids)[3], self.chunk_patches)
             ch, rem = np.divmod(ids, rows * cols)
             r, q = np.divmod(rem, cols)
             tiles = values.reshape(-1, p, p)
             for i in range(ids.size):
                 canvas[ch[i], r[i] * p : (r[i] + 1) * p, q[i] * p : (q[i] + 1) * p] = tiles[i]
+            pending.clear()
+
+        for payload in chunks:
+            if got >= expected:
+                raise BitstreamError(f"stream has more than the {expected} chunks its image needs")
+            pending.append(bytes(payload))
             got += 1
+            if len(pending) == group:
+                flush()
         if got != expected:
             raise BitstreamError(f"stream has {got} chunks, its image needs {expected}")
+        if pending:
+            flush()
         return torch.from_numpy(np.ascontiguousarray(canvas[:, :h, :w]))
 
     # -- files ------------------------------------------------------------------------------------

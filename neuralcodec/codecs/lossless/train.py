@@ -60,13 +60,12 @@ def measure(codec, test: torch.Tensor) -> dict[str, float]:
     nll = codec.circuit.bits_per_dim(test)
     coder = codec.coder
     t0 = time.perf_counter()
-    payload = [coder.encode(x[s : s + codec.chunk_patches]) for s in range(0, x.shape[0], codec.chunk_patches)]
+    payload = coder.encode_chunks(x, None, codec.chunk_patches)
     t_enc = time.perf_counter() - t0
     t0 = time.perf_counter()
-    decoded = [coder.decode(p, min(codec.chunk_patches, x.shape[0] - i * codec.chunk_patches))
-               for i, p in enumerate(payload)]
+    decoded = coder.decode_chunks(payload, x.shape[0], None, codec.chunk_patches)
     t_dec = time.perf_counter() - t0
-    if not np.array_equal(np.concatenate(decoded), x):
+    if not np.array_equal(decoded, x):
         raise RuntimeError("round trip failed")
     actual = sum(len(p) for p in payload) * 8 / x.size
     return {"nll_bpd": nll, "actual_bpd": actual, "encode_s": t_enc, "decode_s": t_dec}

@@ -151,3 +151,45 @@ def test_shipped_models_round_trip(name):
     img = torch.from_numpy(rng.integers(0, levels, (1, p + 3, 2 * p - 1)).astype(np.uint8))
     meta, chunks = model.compress(img)
     assert torch.equal(model.decompress(meta, list(chunks)), img)
+
+
+def test_grouped_decoding_matches(codec, monkeypatch):
+    import neuralcodec.codecs.lossless.codec as codec_module
+
+    img = _smooth_images(1, 40, seed=8)[0][None, :37, :30].copy()  # 10 x 8 patches, 5 chunks, borders masked
+    meta, chunks = codec.compress(torch.from_numpy(img))
+    payloads = list(chunks)
+    assert len(payloads) == 5
+    for group_patches in (16, 32, 48, 4096):  # 1, 2, 3 or all chunks per walk
+        monkeypatch.setattr(codec_module, "DECODE_GROUP_PATCHES", group_patches)
+        assert torch.equal(codec.decompress(meta, payloads), torch.from_numpy(img))
+    monkeypatch.setattr(codec_module, "DECODE_GROUP_PATCHES", 32)
+    with pytest.raises(BitstreamError):
+        codec.decompress(meta, payloads[:3] + [payloads[3][:-4]] + payloads[4:])
+
+
+def test_files_of_another_coder_version_are_refused(codec, tmp_path, capsys):
+    from PIL import Image
+
+    from neuralcodec.bitstream import StreamHeader
+    from neuralcodec.cli import main
+    from neuralcodec.cli.coding import decode_to_file
+    from neuralcodec.entropy.circuits import CODER_VERSION
+
+    model = save_codec(codec, tmp_path / "gray4.safetensors")
+    src = tmp_path / "in.png"
+    Image.fromarray(_smooth_images(1, 12, seed=1)[0], mode="L").save(src)
+    assert main(["encode", str(src), str(tmp_path / "x.bin"), "--model", str(model), "--quiet"]) == 0
+    header, payloads = read_bitstream((tmp_path / "x.bin").read_bytes())
+    assert header.entropy_model_id == f"hclt-exact-v{CODER_VERSION}"
+    old = StreamHeader(modality=header.modality, codec_id=header.codec_id, model_id=header.model_id,
+                       fingerprint=header.fingerprint, entropy_model_id=f"hclt-exact-v{CODER_VERSION - 1}",
+                       coder_precision=header.coder_precision, metadata=header.metadata)
+    (tmp_path / "old.bin").write_bytes(bitstream_to_bytes(old, payloads))
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "old.bin"), str(tmp_path / "out.png"), "--model", str(model)]) == 1
+    err = capsys.readouterr().err
+    assert f"hclt-exact-v{CODER_VERSION - 1}" in err and "entropy coder changed" in err
+    assert not (tmp_path / "out.png").exists()
+    with pytest.raises(BitstreamError, match="entropy model"):
+        decode_to_file(load_codec(model), tmp_path / "old.bin", tmp_path / "out.png")

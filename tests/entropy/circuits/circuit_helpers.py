@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -51,3 +52,61 @@ def brute_joint(c: HCLT) -> np.ndarray:
 
 def all_configs(d: int, kk: int) -> torch.Tensor:
     return torch.tensor(list(itertools.product(range(kk), repeat=d)), dtype=torch.int64)
+
+
+def _requantize_row(a: np.ndarray, state_bits: int) -> np.ndarray:
+    """The coder's re-quantization of one state vector, element by element."""
+    _, e = math.frexp(float(a.max()))
+    return np.array([float(math.ceil(math.ldexp(float(v), state_bits - e))) for v in a])
+
+
+def reference_entries(coder, x: np.ndarray, mask: np.ndarray | None = None):
+    """What a coder must code for ``x [N, D]``, computed row by row with the plain depth-first
+    walk of the module docstring (row vectors, no level batching, no leaf tables, no scratch
+    memory): ``(tables [m, W], symbols [m], rows [m])`` in decoding order (variable by variable;
+    for split alphabets the groups of all rows, then their offsets; rows ascending)."""
+    from neuralcodec.entropy.circuits.coder import STATE_BITS
+    from neuralcodec.entropy.circuits.structure import ENTER
+    from neuralcodec.entropy.tables import reduced_tables
+
+    n, d = x.shape
+    obs = np.ones((n, d), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    kk, width, parent = coder.num_categories, coder.width, coder.layout.parent
+    per_var: dict[int, list[list[tuple]]] = {v: [[], []] for v in range(d)}  # [level][(row, table, symbol)]
+    for r in range(n):
+        outside: dict[int, np.ndarray] = {}
+        inside: dict[int, np.ndarray] = {}
+        for kind, v in coder.layout.events:
+            u = int(parent[v])
+            if kind != ENTER:
+                message = _requantize_row(coder.trans[v] @ inside.pop(v), STATE_BITS)
+                inside[u] = _requantize_row(inside[u] * message, STATE_BITS)
+                continue
+            if u < 0:
+                o = coder.prior.copy()
+            else:
+                o = _requantize_row(_requantize_row(outside[u] * inside[u], STATE_BITS) @ coder.trans[v], STATE_BITS)
+            outside[v] = o
+            g = int(coder.emit_index[v])
+            if not obs[r, v]:
+                inside[v] = np.full(coder.hidden, coder.ones)
+                continue
+            value = int(x[r, v])
+            pmf = o @ coder.emit[g]
+            if width == kk:
+                per_var[v][0].append((r, reduced_tables(pmf[None])[0], value))
+            else:
+                padded = np.zeros(-(-kk // width) * width)
+                padded[:kk] = pmf
+                blocks = padded.reshape(-1, width)
+                sums = np.zeros(width)
+                sums[: blocks.shape[0]] = blocks.sum(axis=1)
+                group, offset = divmod(value, width)
+                per_var[v][0].append((r, reduced_tables(sums[None], pmf.sum()[None])[0], group))
+                per_var[v][1].append((r, reduced_tables(blocks[group][None])[0], offset))
+            inside[v] = _requantize_row(coder.emit[g][:, value], STATE_BITS)
+    entries = [e for v in coder.layout.order.tolist() for level in per_var[v] for e in level]
+    rows = np.array([e[0] for e in entries], dtype=np.int64)
+    tables = np.array([e[1] for e in entries]).reshape(len(entries), width)
+    symbols = np.array([e[2] for e in entries], dtype=np.int64)
+    return tables, symbols, rows

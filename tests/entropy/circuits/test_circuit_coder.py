@@ -154,3 +154,127 @@ def test_frozen_coder_ignores_later_parameter_changes():
     data = coder.encode(x)
     c.emit.mul_(torch.rand_like(c.emit))
     assert np.array_equal(coder.decode(data, 50), x)
+
+
+# -- the level-by-level encoder, the step-by-step decoder and a row-by-row reference ------------
+@pytest.mark.parametrize("kk,tie,masked", [(6, False, False), (6, True, True), (40, True, True), (50, False, True),
+                                           (50, True, False)])
+def test_encoder_and_decoder_tables_match_the_row_by_row_reference(kk, tie, masked, monkeypatch):
+    import neuralcodec.entropy.circuits.coder as coder_module
+    from circuit_helpers import reference_entries
+
+    c = random_circuit(d=9, kk=kk, k=4, seed=kk + tie, tie=tie, sticky=0.3)
+    coder = CircuitCoder(c)
+    assert coder.split == (kk > 32)
+    x = c.sample(23, generator=torch.Generator().manual_seed(kk)).numpy()
+    mask = np.random.default_rng(kk).random(x.shape) < 0.7 if masked else None
+    ref_tables, ref_symbols, ref_rows = reference_entries(coder, x, mask)
+    for entries in (1 << 18, 3 * kk):  # one block, or a few variables per block
+        monkeypatch.setattr(coder_module, "BLOCK_ENTRIES", entries)
+        parts = list(coder._coded_blocks(*coder._check_values(x, mask)))
+        assert len(parts) >= (1 if entries > 1000 else 3)
+        assert np.array_equal(np.concatenate([p[0] for p in parts]), ref_tables)  # bit-identical
+        assert np.array_equal(np.concatenate([p[1] for p in parts]), ref_symbols)
+        assert np.array_equal(np.concatenate([p[2] for p in parts]), ref_rows)
+    data = coder.encode(x, mask)
+    recorded = []
+    real = coder_module.reduced_tables
+
+    def spy(pmf, totals=None, overwrite=False):
+        out = real(pmf, totals, overwrite=overwrite)
+        recorded.append(out.copy())
+        return out
+
+    monkeypatch.setattr(coder_module, "reduced_tables", spy)
+    y = coder.decode(data, x.shape[0], mask)
+    assert np.array_equal(np.concatenate(recorded), ref_tables)
+    assert np.array_equal(y, x if mask is None else np.where(mask, x, 0))
+    bits = coder.code_bits(x, mask)
+    assert 0 <= len(data) * 8 - bits.sum() <= 64 + 32
+
+
+def test_offset_conditionals_both_ways():
+    c = random_circuit(d=3, kk=200, k=5, seed=3, tie=True)
+    coder = CircuitCoder(c)
+    assert coder.width == 16
+    rng = np.random.default_rng(0)
+    for m in (7, 512, 513, 2000):
+        o_t = np.floor(rng.random((m, 5)) * 2**22) + 1
+        group = rng.integers(0, 13, m)
+        full = np.zeros((m, 13 * 16))
+        full[:, :200] = o_t @ coder.emit[0]
+        expected = np.take_along_axis(full.reshape(m, 13, 16), group[:, None, None], axis=1)[:, 0]
+        assert np.array_equal(coder._offset_pmf(o_t, 0, group), expected)
+
+
+def test_split_alphabet_rate_and_round_trip():
+    c = random_circuit(d=10, kk=50, k=4, seed=12, sticky=0.6)
+    coder = CircuitCoder(c)
+    x = c.sample(1500, generator=torch.Generator().manual_seed(5))
+    nll_bits = float(-c.log_prob(x, dtype=torch.float64).sum()) / np.log(2)
+    table_bits = float(coder.code_bits(x.numpy()).sum())
+    assert abs(table_bits - nll_bits) / nll_bits < 1e-3
+    data = coder.encode(x.numpy())
+    assert 0 <= len(data) * 8 - table_bits <= 64 + 32
+    assert np.array_equal(coder.decode(data, 1500), x.numpy())
+
+
+def test_chunked_streams_are_the_single_streams():
+    c = random_circuit(d=12, kk=40, k=3, seed=6, tie=True)
+    coder = CircuitCoder(c)
+    x = c.sample(70, generator=torch.Generator().manual_seed(6)).numpy()
+    mask = np.random.default_rng(6).random(x.shape) < 0.8
+    mask[3] = False
+    streams = coder.encode_chunks(x, mask, 16)
+    assert streams == [coder.encode(x[s : s + 16], mask[s : s + 16]) for s in range(0, 70, 16)]
+    y = coder.decode_chunks(streams, 70, mask, 16)
+    assert np.array_equal(y, np.where(mask, x, 0))
+    with pytest.raises(ValueError):
+        coder.decode_chunks(streams[:-1], 70, mask, 16)
+    with pytest.raises(BitstreamError):
+        coder.decode_chunks([streams[1]] + streams[1:], 70, mask, 16)
+    assert coder.decode(coder.encode(x[:0]), 0).shape == (0, 12)
+
+
+def test_single_variable_and_corrupt_offsets():
+    c = random_circuit(d=1, kk=50, k=3, seed=2)
+    coder = CircuitCoder(c)
+    x = np.array([[0], [49], [17]])
+    assert np.array_equal(coder.decode(coder.encode(x), 3), x)
+    # a stream that names an offset in the padding of the last group (values 50..55) is refused
+    tables, symbols, _ = next(coder._coded_blocks(np.array([[49]]), None))
+    assert symbols.tolist() == [6, 1]
+    enc = StackEncoder()
+    enc.categorical_reduced(np.array([6]), tables[:1])
+    enc.categorical_reduced(np.array([5]), tables[1:])
+    with pytest.raises(BitstreamError):
+        coder.decode(enc.finish(), 1)
+
+
+def test_threads_code_independently():
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = random_circuit(d=16, kk=40, k=4, seed=7, tie=True)
+    coder = CircuitCoder(c)
+    xs = [c.sample(40 + 10 * i, generator=torch.Generator().manual_seed(i)).numpy() for i in range(6)]
+    expected = [coder.encode(x) for x in xs]
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(coder.encode, xs * 3)) == expected * 3
+        decoded = list(pool.map(lambda i: coder.decode(expected[i], xs[i].shape[0]), range(6)))
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, xs))
+
+
+def test_outside_states_match_the_walk():
+    c = random_circuit(d=11, kk=5, k=3, seed=13)
+    coder = CircuitCoder(c)
+    x = c.sample(9, generator=torch.Generator().manual_seed(1)).numpy()
+    states = coder.outside_states(x)
+    seen = {}
+
+    def record(v, rows, pmf):
+        seen[v] = pmf
+        return x[rows, v]
+
+    coder.walk(9, None, record)
+    for v in range(11):
+        assert np.array_equal(seen[v], states[v].T @ coder.emit[coder.emit_index[v]])
