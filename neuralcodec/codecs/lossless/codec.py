@@ -13,8 +13,9 @@ decodes up to :data:`DECODE_GROUP_PATCHES` patches (whole chunks) in one walk of
 which shares its per-variable steps among more rows; the streams are the same.
 
 ``config`` keys: ``codec`` (``"lossless-pc"``), ``name``, ``patch_size``, ``levels``,
-``hidden``, ``tie_emissions``, ``chunk_patches`` (default 256), optional ``fit`` (the settings
-the model was fitted with; informational).
+``hidden``, ``tie_emissions``, ``chunk_patches`` (default 256), ``transform`` (``"none"``, the
+default, or ``"med"``: the circuit models the patch's median-edge prediction residuals, see
+:mod:`.transforms`), optional ``fit`` (the settings the model was fitted with; informational).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
+from neuralcodec.codecs.lossless import transforms
 from neuralcodec.codecs.lossless.patches import patch_grid
 from neuralcodec.entropy.circuits import CODER_VERSION, HCLT, CircuitCoder
 from neuralcodec.entropy.tables import PRECISION
@@ -76,6 +78,9 @@ class CircuitLosslessCodec(Codec):
         self.chunk_patches = int(self.config.get("chunk_patches", 256))
         if self.patch_size < 1 or not (2 <= self.levels <= 65536) or self.chunk_patches < 1:
             raise ValueError("need patch_size >= 1, 2 <= levels <= 65536, chunk_patches >= 1")
+        self.transform = str(self.config.get("transform", "none"))
+        if self.transform not in transforms.TRANSFORMS:
+            raise ValueError(f"unknown transform {self.transform!r} (known: {', '.join(transforms.TRANSFORMS)})")
         self.circuit = HCLT(self.patch_size**2, self.levels, int(self.config.get("hidden", 32)),
                             tie_emissions=bool(self.config.get("tie_emissions", False)))
         self._coder: CircuitCoder | None = None
@@ -104,9 +109,15 @@ class CircuitLosslessCodec(Codec):
             self._coder = CircuitCoder(self.circuit)
         return self._coder
 
+    def symbols(self, patches: Any) -> torch.Tensor:
+        """The circuit's variables for pixel patches ``[B, P * P]``: int64 ``[B, P * P]`` (the
+        patches themselves, or their transform; a bijection, so likelihoods are the patches')."""
+        rows = torch.as_tensor(patches).numpy()
+        return torch.from_numpy(transforms.forward(self.transform, rows, self.patch_size, self.levels))
+
     def forward(self, patches: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Natural-log likelihood of patches ``[B, P * P]`` (``mask``: observed pixels): ``[B]``."""
-        return self.circuit.log_prob(patches, mask)
+        return self.circuit.log_prob(self.symbols(patches), mask)
 
     # -- coding -----------------------------------------------------------------------------------
     def compress(self, x: Any, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
@@ -130,8 +141,8 @@ class CircuitLosslessCodec(Codec):
         for start in range(0, total, self.chunk_patches):
             ids = np.arange(start, min(start + self.chunk_patches, total))
             ch, y, x, inside = _patch_coordinates(c, h, w, p, ids)
-            values = pixels[ch[:, None], np.minimum(y, h - 1), np.minimum(x, w - 1)]
-            yield coder.encode(np.where(inside, values, 0), inside)
+            values = np.where(inside, pixels[ch[:, None], np.minimum(y, h - 1), np.minimum(x, w - 1)], 0)
+            yield coder.encode(transforms.forward(self.transform, values, p, self.levels), inside)
 
     def _geometry(self, metadata: Mapping[str, Any]) -> tuple[int, int, int]:
         try:
@@ -161,7 +172,8 @@ class CircuitLosslessCodec(Codec):
         def flush() -> None:
             start = (got - len(pending)) * self.chunk_patches
             ids = np.arange(start, min(got * self.chunk_patches, total))
-            values = coder.decode_chunks(pending, ids.size, _patch_coordinates(c, h, w, p, ids)[3], self.chunk_patches)
+            symbols = coder.decode_chunks(pending, ids.size, _patch_coordinates(c, h, w, p, ids)[3], self.chunk_patches)
+            values = transforms.inverse(self.transform, symbols, p, self.levels)
             ch, rem = np.divmod(ids, rows * cols)
             r, q = np.divmod(rem, cols)
             tiles = values.reshape(-1, p, p)

@@ -193,3 +193,47 @@ def test_files_of_another_coder_version_are_refused(codec, tmp_path, capsys):
     assert not (tmp_path / "out.png").exists()
     with pytest.raises(BitstreamError, match="entropy model"):
         decode_to_file(load_codec(model), tmp_path / "old.bin", tmp_path / "out.png")
+
+
+@pytest.mark.parametrize("levels,patch", [(256, 16), (256, 4), (17, 8), (2, 3), (255, 5)])
+def test_med_transform_is_a_bijection(levels, patch):
+    from neuralcodec.codecs.lossless.transforms import forward, inverse
+
+    rng = np.random.default_rng(levels + patch)
+    rows = rng.integers(0, levels, (40, patch * patch))
+    rows[0], rows[1] = 0, levels - 1
+    smooth = np.clip(np.cumsum(rng.integers(-2, 3, (40, patch * patch)), axis=1) + levels // 2, 0, levels - 1)
+    for x in (rows, smooth):
+        s = forward("med", x, patch, levels)
+        assert s.dtype == np.int64 and s.min() >= 0 and s.max() < levels
+        assert np.array_equal(inverse("med", s, patch, levels), x)
+    # smooth content gives small symbols (zigzag residuals); a flat patch is all zeros but the first pixel
+    flat = np.full((1, patch * patch), levels // 2)
+    assert np.count_nonzero(forward("med", flat, patch, levels)) == 0
+    with pytest.raises(ValueError):
+        forward("dct", rows, patch, levels)
+
+
+def test_med_codec_round_trip_and_likelihood(codec):
+    cfg = {**codec.config, "name": "test-gray4-med", "transform": "med"}
+    model = build_codec(cfg)
+    imgs = _smooth_images(16, 32, seed=0)
+    patches = np.concatenate([to_patches(im[None], 4)[0] for im in imgs])
+    torch.manual_seed(0)
+    circuit = fit_hclt(model.symbols(patches), 256, FitConfig(hidden=8, tie_emissions=True, epochs=1, batch_size=256),
+                       log=None)
+    model.circuit.load_state_dict(circuit.state_dict())
+    model.eval()
+    assert model.fingerprint() != codec.fingerprint()
+    for shape in [(1, 32, 32), (3, 19, 26), (1, 1, 1), (1, 5, 3)]:
+        img = _smooth_images(1, 40, seed=sum(shape))[0][None].repeat(shape[0], 0)[:, : shape[1], : shape[2]].copy()
+        meta, chunks = model.compress(torch.from_numpy(img))
+        assert torch.equal(model.decompress(meta, list(chunks)), torch.from_numpy(img))
+    img = _smooth_images(1, 64, seed=9)[0]
+    rows, _ = to_patches(img[None], 4)
+    meta, chunks = model.compress(torch.from_numpy(img))
+    bits = sum(len(p) for p in chunks) * 8
+    nll = float(-model(torch.from_numpy(rows)).double().sum()) / np.log(2)
+    assert abs(bits - nll) < 1e-3 * nll + 64 * 16
+    with pytest.raises(ValueError):
+        build_codec({**cfg, "transform": "wavelet"})
