@@ -9,7 +9,9 @@ decode frames per second on 2 threads, and BD-rate (PyPI ``bjontegaard``, Akima)
 codecs against each anchor.
 
 * Anchors: ffmpeg's libx264 / libx265, presets medium and veryslow, low-delay P (no B-frames,
-  ``keyint = min-keyint = GOP``, no scene-cut intra), several CRFs; size = the elementary stream.
+  ``keyint = min-keyint = GOP``, no scene-cut intra), several CRFs; size = the elementary stream
+  without its SEI NAL units (``filter_units``): the encoders' informational SEI (x264 ~0.6 kB,
+  x265 ~2.3 kB of option text) is not needed to decode and would dominate small clips' streams.
 * PSNR-YUV = (6 PSNR-Y + PSNR-U + PSNR-V) / 8 per frame; PSNR-RGB on BT.601 limited-range RGB
   rounded to 8 bits (the same conversion for every codec); both averaged over frames.
 * Our codecs are :data:`RUNNERS` entries (a name and a function clip -> points). The NeRV
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -132,10 +135,12 @@ def ffmpeg_runner(encoder: str, preset: str) -> Runner:
     def run(clip: Clip, settings: Settings) -> list[Point]:
         ext = "h264" if encoder == "libx264" else "hevc"
         if encoder == "libx264":
-            params = ["-x264-params", f"keyint={clip.gop}:min-keyint={clip.gop}:scenecut=0:bframes=0"]
+            params = ["-x264-params", f"keyint={clip.gop}:min-keyint={clip.gop}:scenecut=0:bframes=0",
+                      "-bsf:v", "filter_units=remove_types=6"]  # SEI
         else:
             params = ["-x265-params", f"keyint={clip.gop}:min-keyint={clip.gop}:scenecut=0:bframes=0:"
-                                      f"pools={THREADS}:frame-threads=1:log-level=error"]
+                                      f"pools={THREADS}:frame-threads=1:log-level=error",
+                      "-bsf:v", "filter_units=remove_types=39|40"]  # prefix / suffix SEI
         points = []
         for crf in settings.crfs:
             stream = settings.workdir / f"{clip.name}-{encoder}-{preset}-{crf}.{ext}"
@@ -162,7 +167,7 @@ def ffmpeg_runner(encoder: str, preset: str) -> Runner:
 # ----- our codecs -------------------------------------------------------------------------------
 def run_nerv(clip: Clip, settings: Settings) -> list[Point]:
     """NeRV: fit per group (``GOP`` frames), code, decode; checks file size <= estimate + 1 %."""
-    from neuralcodec.bitstream import bitstream_to_bytes
+    from neuralcodec.bitstream import bitstream_to_bytes, read_bitstream
     from neuralcodec.codecs.registry import load_codec
     from neuralcodec.codecs.video.nerv.planes import read_y4m
 
@@ -170,24 +175,25 @@ def run_nerv(clip: Clip, settings: Settings) -> list[Point]:
     planes = read_y4m(clip.path)
     points = []
     for bpp in settings.rates:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         metadata, chunks = codec.compress(planes, target_bpp=bpp, steps=settings.steps, gop=clip.gop)
         data = bitstream_to_bytes(codec.stream_header(metadata), list(chunks))
-        enc_s = time.perf_counter() - began
+        enc_s, enc_cpu = time.perf_counter() - began, time.process_time() - cpu
         report = codec.last_encode
-        began = time.perf_counter()
-        chunk_list = [data]  # decode from the bytes, as `codec decode` does
-        from neuralcodec.bitstream import read_bitstream
-
-        header, chunk_list = read_bitstream(data)
+        began, cpu = time.perf_counter(), time.process_time()
+        header, chunk_list = read_bitstream(data)  # decode from the bytes, as `codec decode` does
         decoded = codec.decompress(header.metadata, chunk_list)
-        dec_s = time.perf_counter() - began
+        dec_s, dec_cpu = time.perf_counter() - began, time.process_time() - cpu
         psnr_rgb, psnr_yuv = quality(clip.frames, decoded)
         n = len(clip.frames)
         ratio = len(data) / report.estimate_bytes
+        floor = f" (smallest network: ~{report.planned_bpp:.3g})" if report.planned_bpp > 1.1 * bpp else ""
+        bound = "" if ratio <= 1.01 else " ABOVE the 1 % bound"
         points.append(Point(len(data) * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s,
-                            f"target {bpp:g}, channels {','.join(map(str, report.arch.channels))}, "
-                            f"fit {report.fit_seconds / n:.1f} s/frame, file/estimate {ratio:.4f}"))
+                            f"target {bpp:g}{floor}, strides {','.join(map(str, report.arch.strides))}, "
+                            f"channels {','.join(map(str, report.arch.channels))}, "
+                            f"fit {report.fit_seconds / n:.2f} s/frame, CPU-s/frame enc {enc_cpu / n:.2f} dec {dec_cpu / n:.3f}, "
+                            f"file/estimate {ratio:.4f}{bound}"))
         print(f"  nerv target {bpp:g}: {points[-1].bpp:.4f} bpp, {psnr_yuv:.2f} dB YUV, {psnr_rgb:.2f} dB RGB, "
               f"file/estimate {ratio:.4f}, fit {report.fit_seconds:.0f} s", flush=True)
     return points
@@ -231,35 +237,79 @@ RUNNERS: list[Runner] = [
 
 
 # ----- report -----------------------------------------------------------------------------------
-def bd_rate(anchor: list[Point], test: list[Point], metric: str) -> float | None:
-    """BD-rate (%) of ``test`` against ``anchor`` on ``metric``; None without overlap."""
+@dataclass
+class BDRate:
+    """BD-rate (%) of a test curve against an anchor, or why there is none (``value`` None)."""
+
+    value: float | None
+    reason: str = ""  # why value is None
+    overlap: tuple[float, float] | None = None  # PSNR interval (dB) the rates are averaged over
+    share: float = 0.0  # overlap / union of the two PSNR ranges
+
+    def cell(self) -> str:
+        if self.value is None:
+            return f"n/a ({self.reason})"
+        lo, hi = self.overlap  # type: ignore[misc]
+        flag = ", small overlap" if self.share < MIN_OVERLAP else ""
+        return f"{self.value:+.1f} % ({lo:.1f}-{hi:.1f} dB{flag})"
+
+
+#: overlaps below this share of the union of both PSNR ranges are flagged in the report
+MIN_OVERLAP = 0.25
+
+
+def bd_rate(anchor: list[Point], test: list[Point], metric: str) -> BDRate:
+    """BD-rate of ``test`` against ``anchor`` on ``metric`` (PyPI ``bjontegaard``, Akima), averaged over
+    the PSNR interval both curves cover; a :class:`BDRate` with a reason instead when there is none
+    (fewer than 2 points, no overlap, a curve whose PSNR does not rise with rate, a failed fit)."""
     import bjontegaard
 
     def curve(points: list[Point]) -> tuple[np.ndarray, np.ndarray]:
         pts = sorted(points, key=lambda p: p.bpp)
+        pts = [p for i, p in enumerate(pts) if i == 0 or p.bpp != pts[i - 1].bpp]  # e.g. two targets, one network
         return np.array([p.bpp for p in pts]), np.array([getattr(p, metric) for p in pts])
 
     ra, da = curve(anchor)
     rt, dt = curve(test)
-    if len(ra) < 2 or len(rt) < 2 or max(da.min(), dt.min()) >= min(da.max(), dt.max()):
-        return None
+    if len(ra) < 2 or len(rt) < 2:
+        return BDRate(None, "fewer than 2 distinct points")
+    for name, d in (("anchor", da), ("our", dt)):
+        if np.any(np.diff(d) <= 0):
+            return BDRate(None, f"{name} PSNR does not rise with rate")
+    lo, hi = max(da.min(), dt.min()), min(da.max(), dt.max())
+    if lo >= hi:
+        return BDRate(None, f"no PSNR overlap: ours {dt.min():.1f}-{dt.max():.1f} dB, anchor {da.min():.1f}-{da.max():.1f} dB")
+    share = (hi - lo) / (max(da.max(), dt.max()) - min(da.min(), dt.min()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             value = float(bjontegaard.bd_rate(ra, da, rt, dt, method="akima", require_matching_points=False))
-        except Exception:  # noqa: BLE001 - non-monotonic curves etc.: report as n/a
-            return None
-    return value if math.isfinite(value) else None
+        except Exception as exc:  # noqa: BLE001 - the interpolation can fail on degenerate curves
+            return BDRate(None, f"BD-rate failed: {type(exc).__name__}")
+    if not math.isfinite(value):
+        return BDRate(None, "BD-rate not finite")
+    return BDRate(value, overlap=(float(lo), float(hi)), share=float(share))
+
+
+def psnr_at_rate(anchor: list[Point], bpp: float, metric: str) -> float | None:
+    """The anchor's PSNR at ``bpp`` (linear in log-rate between its points); None outside its range."""
+    pts = sorted(anchor, key=lambda p: p.bpp)
+    rates = np.log([p.bpp for p in pts])
+    if not rates[0] <= math.log(bpp) <= rates[-1]:
+        return None
+    return float(np.interp(math.log(bpp), rates, [getattr(p, metric) for p in pts]))
 
 
 def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], settings: Settings) -> str:
     lines = ["## Video codecs vs x264 / x265 (`python -m benchmarks.video`)", "",
              f"Command: `python -m benchmarks.video {settings.command}`.", "",
              f"{machine_line()}. Low-delay P anchors (ffmpeg libx264/libx265, `bframes=0`, keyint = GOP, "
-             f"no scene-cut), CRFs {', '.join(map(str, settings.crfs))}; our codecs at target bpp "
+             f"no scene-cut; size = elementary stream without the encoders' informational SEI), "
+             f"CRFs {', '.join(map(str, settings.crfs))}; our codecs at target bpp "
              f"{', '.join(f'{r:g}' for r in settings.rates)} (NeRV: {settings.steps} fit steps per group). "
              "bpp = whole file (container included) / pixels; PSNR-YUV = (6Y+U+V)/8, PSNR-RGB on BT.601 RGB, "
-             "both averaged over frames; fps on 2 threads (NeRV encode fps = fitting).", ""]
+             "both averaged over frames; fps = wall clock on 2 threads (NeRV encode fps = fitting; its note adds "
+             "the process CPU seconds per frame, which a busy or paused machine does not inflate).", ""]
     for clip in clips:
         lines += [f"### {clip.name} ({clip.width}x{clip.height}, {len(clip.frames)} frames, GOP {clip.gop})", "",
                   "| codec | bpp | PSNR-RGB | PSNR-YUV | enc fps | dec fps | note |", "|---|---|---|---|---|---|---|"]
@@ -277,15 +327,23 @@ def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], 
                 lines.append(f"| {runner.name} | {p.bpp:.4f} | {p.psnr_rgb:.2f} | {p.psnr_yuv:.2f} | "
                              f"{p.encode_fps:.3g} | {p.decode_fps:.3g} | {p.note} |")
         if ours and anchors:
-            lines += ["", "BD-rate (negative = fewer bits than the anchor at equal PSNR; n/a = no PSNR overlap):", "",
+            lines += ["", "BD-rate (negative = fewer bits than the anchor at equal PSNR), over the PSNR interval "
+                      "both curves cover (shown; outside it nothing is compared):", "",
                       "| codec | anchor | BD-rate PSNR-YUV | BD-rate PSNR-RGB |", "|---|---|---|---|"]
             for name, pts in ours.items():
                 for aname, apts in anchors.items():
-                    cells = []
-                    for metric in ("psnr_yuv", "psnr_rgb"):
-                        v = bd_rate(apts, pts, metric)
-                        cells.append("n/a" if v is None else f"{v:+.1f} %")
+                    cells = [bd_rate(apts, pts, metric).cell() for metric in ("psnr_yuv", "psnr_rgb")]
                     lines.append(f"| {name} | {aname} | {cells[0]} | {cells[1]} |")
+            lines += ["", "PSNR-YUV difference at matched bpp (ours minus the anchor's curve at the same bpp, "
+                      "linear in log-rate; n/a outside the anchor's bpp range):", "",
+                      "| codec | bpp | " + " | ".join(anchors) + " |", "|---|---|" + "---|" * len(anchors)]
+            for name, pts in ours.items():
+                for p in sorted(pts, key=lambda p: p.bpp):
+                    cells = []
+                    for apts in anchors.values():
+                        ref = psnr_at_rate(apts, p.bpp, "psnr_yuv")
+                        cells.append("n/a" if ref is None else f"{p.psnr_yuv - ref:+.2f} dB")
+                    lines.append(f"| {name} | {p.bpp:.4f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -333,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(THREADS)
     import sys
 
-    settings = Settings(args.rates, args.crfs, args.steps, " ".join(sys.argv[1:] if argv is None else argv))
+    settings = Settings(args.rates, args.crfs, args.steps, shlex.join(sys.argv[1:] if argv is None else argv))
+    print(f"python -m benchmarks.video {settings.command}", flush=True)
     available = sorted(DEV_VIDEOS.glob("*.y4m"))
     if args.sequences:
         paths = [Path(s) if s.endswith(".y4m") else next(p for p in available if p.name.startswith(s))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -121,3 +122,15 @@ def test_options_and_inputs_rejected(shared_data_module):
     with pytest.raises(UsageError):
         parse_frames("0:9", 4)
     assert parse_frames(":2", 4) == (0, 2) and parse_frames("1:", 4) == (1, 4)
+
+
+def test_unreachable_target_bpp_warns(shared_data_module):
+    video = tiny_clip(shared_data_module)
+    codec = NervVideoCodec({"progress": False})
+    with pytest.warns(UserWarning, match="smallest NeRV network"):
+        codec.compress(video, target_bpp=0.05, steps=1, gop=2)  # fitting starts only when chunks are read
+    assert codec.last_encode.planned_bpp > 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codec.compress(video, target_bpp=16.0, steps=1, gop=2)
+    assert codec.last_encode.planned_bpp <= 16.0

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from neuralcodec.codecs.video.nerv import weightcoding as wc
-from neuralcodec.codecs.video.nerv.network import NervArch, NervNet, choose_strides, count_params, size_arch
+from neuralcodec.codecs.video.nerv.network import (EMBED_SHARE, MAX_PADDING, MIN_CHANNELS, NervArch, NervNet, arch_bits,
+                                                   choose_strides, count_params, size_arch, stride_candidates)
 from neuralcodec.codecs.video.nerv.quant import dequantize, fake_quantize, qmax, quantize, step_values
 from neuralcodec.errors import BitstreamError
 
@@ -49,7 +50,7 @@ def test_weight_coding_round_trip_and_estimate():
 
 
 def test_network_shapes_and_sizing():
-    assert choose_strides(360, 640) == (5, 2, 2, 2)
+    assert choose_strides(360, 640) == (4, 2, 2, 2, 2, 2)  # coarsest grid (3x5) padding <= 15 %
     arch = size_arch(64, 96, 4, 40_000, embed_dim=2, weight_bits_per_param=7, embed_bits_per_value=4)
     assert arch.height >= 64 and arch.width >= 96
     weights, embeds = count_params(arch, 4)
@@ -60,3 +61,29 @@ def test_network_shapes_and_sizing():
     assert bigger.channels[0] > arch.channels[0]
     with pytest.raises(ValueError):
         NervArch(2, 2, 2, (2, 2), (8, 16, 8))  # channels must not increase
+
+
+@pytest.mark.parametrize("height,width,frames", [(90, 160, 32), (180, 320, 32), (144, 176, 30)])
+def test_sizing_hits_low_rates_on_small_frames(height, width, frames):
+    """Small frames at low rates: a coarser embedding grid and narrower blocks keep the estimate in budget."""
+    kw = dict(embed_dim=2, weight_bits_per_param=6.8, embed_bits_per_value=4.5)
+    pixels = height * width * frames
+    previous = 0.0
+    for bpp in (0.05, 0.1, 0.2, 0.4):
+        arch = size_arch(height, width, frames, bpp * pixels, **kw)
+        bits = arch_bits(arch, frames, 6.8, 4.5)
+        assert 0.5 * bpp * pixels < bits <= bpp * pixels, (bpp, arch)
+        assert count_params(arch, frames)[1] * 4.5 <= EMBED_SHARE * bpp * pixels
+        assert arch.height * arch.width <= (1 + MAX_PADDING) * height * width
+        assert bits > previous
+        previous = bits
+
+
+def test_sizing_prefers_coarse_grids_and_reports_unreachable_budgets():
+    kw = dict(embed_dim=2, weight_bits_per_param=6.8, embed_bits_per_value=4.5)
+    for bpp in (0.05, 0.4):  # one architecture family across rates: only the widths change
+        assert size_arch(180, 320, 32, bpp * 180 * 320 * 32, **kw).strides == (4, 2, 2, 2, 2)
+    tiny = size_arch(48, 80, 4, 1000, **kw)  # no network this small exists: the narrowest is returned
+    assert arch_bits(tiny, 4, 6.8, 4.5) > 1000 and max(tiny.channels) == MIN_CHANNELS // 2
+    assert all(st in stride_candidates(90, 160) for st in [(5, 2), (4, 2, 2, 2)])
+    assert stride_candidates(90, 160).index((4, 2, 2, 2)) < stride_candidates(90, 160).index((2, 2, 2, 2, 2))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -30,7 +31,7 @@ from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.codecs.video.nerv import weightcoding as wc
 from neuralcodec.codecs.video.nerv.fit import FitConfig, bits_for, fit_group
-from neuralcodec.codecs.video.nerv.network import NervArch, NervNet, count_params, size_arch
+from neuralcodec.codecs.video.nerv.network import NervArch, NervNet, arch_bits, count_params, size_arch
 from neuralcodec.codecs.video.nerv.planes import MAX_FRAMES, MAX_PIXELS_PER_FRAME, VideoPlanes, read_y4m, to_yuv_frames
 from neuralcodec.codecs.video.nerv.quant import dequantize, qmax, quantize
 from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION
@@ -80,6 +81,9 @@ class EncodeReport:
     arch: NervArch
     groups: list[GroupResult] = field(default_factory=list)
     container_bytes: int = 0
+    #: the sizer's estimate of the network's bits per pixel (above the target when even the
+    #: narrowest network exceeds it: small frames, short groups, very low rates)
+    planned_bpp: float = 0.0
 
     @property
     def estimate_bytes(self) -> float:
@@ -197,6 +201,13 @@ class NervVideoCodec(Codec):
                          embed_bits_per_value=float(self.config["embed_bits_per_value"]),
                          out_channels=video.out_channels)
 
+    def planned_bpp(self, arch: NervArch, video: VideoPlanes, group_size: int) -> float:
+        """The sizer's estimated bits per pixel of ``arch`` (per full group of ``group_size`` frames)."""
+        frames = min(group_size, video.num_frames)
+        bits = arch_bits(arch, frames, float(self.config["weight_bits_per_param"]),
+                         float(self.config["embed_bits_per_value"]))
+        return bits / (video.height * video.width * frames)
+
     @staticmethod
     def _check_options(options: Mapping[str, Any]) -> None:
         unsupported = sorted(k for k, v in options.items() if v is not None)
@@ -227,6 +238,11 @@ class NervVideoCodec(Codec):
         if x.chroma == "420" and (x.height % 2 or x.width % 2):
             raise MediaError("4:2:0 video needs an even width and height")
         arch = self.plan(x, bpp, group_size)
+        planned = self.planned_bpp(arch, x, group_size)
+        if planned > 1.1 * bpp:
+            warnings.warn(f"--target-bpp {bpp:g} is below the smallest NeRV network for {x.width}x{x.height} "
+                          f"in groups of {group_size} frames (about {planned:.3g} bpp); encoding with that network",
+                          stacklevel=2)
         fit_cfg = self.fit_config(steps)
         metadata: Metadata = {
             "width": x.width, "height": x.height, "num_frames": x.num_frames,
@@ -238,7 +254,7 @@ class NervVideoCodec(Codec):
             "target_bpp": round(bpp, 6), "steps": fit_cfg.steps,
         }
         layout = self.parse_metadata(metadata)
-        report = EncodeReport(arch)
+        report = EncodeReport(arch, planned_bpp=planned)
         self.last_encode = report
         return metadata, self._encode_groups(x, layout, fit_cfg, report, metadata)
 

@@ -72,12 +72,21 @@ class NervArch:
         return self.embed_w * self.stride
 
 
-def choose_strides(height: int, width: int) -> tuple[int, ...]:
-    """Strides whose product pads ``height x width`` least (ties: larger product, i.e. smaller grid).
+#: stride lists whose padded frame exceeds the frame by more than this fraction of its area are not used
+MAX_PADDING = 0.15
+#: share of a group's bit budget the embeddings may take; the sizer coarsens the grid to stay under it
+EMBED_SHARE = 0.25
 
-    The embedding grid keeps at least 2 cells per side.
+
+def stride_candidates(height: int, width: int) -> list[tuple[int, ...]]:
+    """Usable stride lists, coarsest embedding grid first (larger product; ties: less padding, fewer blocks).
+
+    Coarse grids with more upsampling blocks fit better per bit than fine grids with few blocks
+    (HNeRV uses a 2x4 grid for 640x1280; here, at 320x180, a 3x5 grid at 0.057 bpp fitted 1.6 dB
+    better than a 9x16 one at 0.11 bpp). The grid keeps at least 2 cells per side; lists that pad
+    the frame by more than :data:`MAX_PADDING` of its area are dropped unless nothing else is left.
     """
-    best: tuple[tuple[int, int], tuple[int, ...]] | None = None
+    keyed: list[tuple[tuple[int, int, int], tuple[int, ...]]] = []
     for head in _STRIDE_HEADS:
         for twos in range(1, 6):
             strides = (head,) + (2,) * twos
@@ -85,17 +94,28 @@ def choose_strides(height: int, width: int) -> tuple[int, ...]:
             h0, w0 = -(-height // s), -(-width // s)
             if min(h0, w0) < 2 and (head, twos) != (2, 1):
                 continue
-            key = (h0 * w0 * s * s - height * width, -s)
-            if best is None or key < best[0]:
-                best = (key, strides)
-    assert best is not None
-    return best[1]
+            keyed.append(((-s, h0 * w0 * s * s - height * width, twos), strides))
+    keyed.sort()
+    usable = [strides for (_, waste, _), strides in keyed if waste <= MAX_PADDING * height * width]
+    return usable or [min(keyed, key=lambda k: k[0][1])[1]]
 
 
-def channel_schedule(c0: int, blocks: int, out_channels: int) -> tuple[int, ...]:
-    """``c0`` shrinking by :data:`CHANNEL_DECAY` per block, never below ``MIN_CHANNELS``."""
-    chans = [max(MIN_CHANNELS, min(MAX_CHANNELS, round(c0 / CHANNEL_DECAY**i))) for i in range(blocks + 1)]
+def choose_strides(height: int, width: int) -> tuple[int, ...]:
+    """The first of :func:`stride_candidates`: the coarsest grid that pads at most :data:`MAX_PADDING`."""
+    return stride_candidates(height, width)[0]
+
+
+def channel_schedule(c0: int, blocks: int, out_channels: int, floor: int = MIN_CHANNELS) -> tuple[int, ...]:
+    """``c0`` shrinking by :data:`CHANNEL_DECAY` per block, never below ``floor`` (nor ``out_channels``)."""
+    chans = [max(floor, min(MAX_CHANNELS, round(c0 / CHANNEL_DECAY**i))) for i in range(blocks + 1)]
     return tuple(max(c, out_channels) for c in chans)
+
+
+def floor_for(c0: int) -> int:
+    """Narrowest channel count of a network whose first block has ``c0`` channels: ``MIN_CHANNELS``
+    once ``c0 >= 2 * MIN_CHANNELS``, else ``c0 // 2`` (at least ``MIN_CHANNELS // 2``), so that tiny
+    budgets (small frames, few frames, low rates) still get a network that grows smoothly with ``c0``."""
+    return max(MIN_CHANNELS // 2, min(MIN_CHANNELS, c0 // 2))
 
 
 class SepResBlock(nn.Module):
@@ -167,23 +187,37 @@ def size_arch(height: int, width: int, num_frames: int, budget_bits: float, *, e
               weight_bits_per_param: float, embed_bits_per_value: float, out_channels: int = 3) -> NervArch:
     """The widest network whose estimated coded size fits ``budget_bits`` (a group's share of the target).
 
-    Bits per parameter are rough estimates of the entropy-coded cost; the final file size is measured.
+    Per-frame embeddings cost ``T * E * h0 * w0`` values whatever the decoder's width, and every
+    upsampling block has a minimum size, so at low rates or on small frames the least-padding
+    strides alone can exceed the budget. The strides are therefore the first of
+    :func:`stride_candidates` whose embeddings take at most :data:`EMBED_SHARE` of the budget and
+    whose narrowest network fits it; if none qualifies, the strides with the cheapest narrowest
+    network. The width ``c0`` (with :func:`floor_for`) then grows while the estimate fits. Bits per
+    parameter are rough estimates of the entropy-coded cost; the final file size is measured. If
+    even the narrowest network exceeds the budget, it is returned (compare :func:`arch_bits`).
     """
-    strides = choose_strides(height, width)
-    s = math.prod(strides)
-    h0, w0 = -(-height // s), -(-width // s)
 
-    def arch_for(c0: int) -> NervArch:
-        return NervArch(embed_dim, h0, w0, strides, channel_schedule(c0, len(strides), out_channels), out_channels)
+    def arch_for(strides: tuple[int, ...], c0: int) -> NervArch:
+        s = math.prod(strides)
+        return NervArch(embed_dim, -(-height // s), -(-width // s), strides,
+                        channel_schedule(c0, len(strides), out_channels, floor_for(c0)), out_channels)
 
-    def cost(c0: int) -> float:
-        w, e = count_params(arch_for(c0), num_frames)
-        return w * weight_bits_per_param + e * embed_bits_per_value
+    def cost(arch: NervArch) -> float:
+        return arch_bits(arch, num_frames, weight_bits_per_param, embed_bits_per_value)
 
-    lo, hi = MIN_CHANNELS, MAX_CHANNELS
-    if cost(lo) >= budget_bits:
-        return arch_for(lo)
+    candidates = stride_candidates(height, width)
+    narrowest = {st: arch_for(st, MIN_CHANNELS // 2) for st in candidates}
+    fitting = [st for st in candidates if cost(narrowest[st]) <= budget_bits
+               and count_params(narrowest[st], num_frames)[1] * embed_bits_per_value <= EMBED_SHARE * budget_bits]
+    strides = fitting[0] if fitting else min(candidates, key=lambda st: cost(narrowest[st]))
+    lo, hi = MIN_CHANNELS // 2, MAX_CHANNELS + 1  # c0 = lo fits (or is the narrowest), hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if cost(mid) <= budget_bits else (lo, mid)
-    return arch_for(lo)
+        lo, hi = (mid, hi) if cost(arch_for(strides, mid)) <= budget_bits else (lo, mid)
+    return arch_for(strides, lo)
+
+
+def arch_bits(arch: NervArch, num_frames: int, weight_bits_per_param: float, embed_bits_per_value: float) -> float:
+    """Estimated coded size (bits) of ``arch`` with ``num_frames`` embeddings, as :func:`size_arch` counts it."""
+    w, e = count_params(arch, num_frames)
+    return w * weight_bits_per_param + e * embed_bits_per_value
