@@ -8,10 +8,13 @@ arithmetic/ANS coder come from marginal queries instead of ``D`` network evaluat
 * :mod:`.hclt` - the HCLT circuit (vectorized by tree depth), marginals, EM statistics;
 * :mod:`.em` - structure learning + mini-batch EM (:func:`fit_hclt`);
 * :mod:`.coder` - the float64 depth-first walk that turns conditionals into integer tables and
-  codes with constriction (:class:`CircuitCoder`).
+  codes with constriction (:class:`CircuitCoder`);
+* :mod:`.token_grid` - the circuit as a prior over a quantizer's token grid ``[Q, T]``, one
+  HCLT over windows of frames, with exact marginals for partial windows and codebook subsets
+  (:class:`CircuitTokenPrior`).
 
 Usable on any integer array ``[N, D]`` with values in ``[0, K)``: image patches, or the token
-grids of a quantizer (flatten each grid to one row).
+grids of a quantizer (:mod:`.token_grid`).
 """
 
 from neuralcodec.entropy.circuits.coder import CODER_VERSION, CircuitCoder
@@ -24,10 +27,12 @@ from neuralcodec.entropy.circuits.structure import (
     pairwise_mutual_information,
     root_tree,
 )
+from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior
 
 __all__ = [
     "CODER_VERSION",
     "CircuitCoder",
+    "CircuitTokenPrior",
     "EMStatistics",
     "FitConfig",
     "HCLT",

@@ -39,6 +39,7 @@ class FitConfig:
     mi_bins: int | None = None  # value bins for mutual information (None: min(K, 16))
     mi_samples: int = 20000
     init_noise: float = 0.2
+    init: str = "quantile"  # "quantile" (ordered values, e.g. grey levels) or "marginal" (unordered ids)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -57,25 +58,40 @@ def _pseudo(cfg: FitConfig, batch: int, hidden: int, row_len: int, groups_per_ro
 
 
 @torch.no_grad()
-def initialize(circuit: HCLT, data: Tensor, noise: float = 0.2, generator: torch.Generator | None = None) -> None:
-    """Data-driven start: hidden state ``z`` of node ``i`` emits values around the
-    ``(z + 1/2) / k`` quantile of ``X_i``; transitions favour equal state indices. Small
-    multiplicative noise breaks the symmetry between states."""
-    x = data.to(torch.float64)
+def initialize(circuit: HCLT, data: Tensor, noise: float = 0.2, generator: torch.Generator | None = None,
+               kind: str = "quantile") -> None:
+    """Data-driven start of the emissions (transitions favour equal state indices in both cases;
+    small multiplicative noise breaks the symmetry between states).
+
+    * ``"quantile"`` (ordered values such as grey levels): hidden state ``z`` of an emission group
+      emits values around the ``(z + 1/2) / k`` quantile of the group's values;
+    * ``"marginal"`` (unordered categories such as quantizer token ids, where nearby values mean
+      nothing): every state emits the group's empirical distribution (smoothed), times noise.
+    """
+    x = data.to(torch.int64)
     k, kk = circuit.hidden, circuit.num_categories
-    levels = (torch.arange(k, dtype=torch.float64) + 0.5) / k
-    if circuit.emit.shape[0] == 1:
-        centers = torch.quantile(x.reshape(-1)[: 1 << 22], levels).unsqueeze(0)  # [1, k]
-    else:
-        centers = torch.quantile(x, levels, dim=0).T  # [D, k]
-    lo, hi = float(x.min()), float(x.max())
-    linear = torch.linspace(lo, hi, k, dtype=torch.float64)
-    centers = 0.5 * (centers + linear)
-    width = max((hi - lo) / k, 0.5)
-    values = torch.arange(kk, dtype=torch.float64)
-    bump = torch.exp(-0.5 * ((values - centers.unsqueeze(-1)) / width) ** 2) + 1e-3
+    group_of = circuit.emit_index
+    num_groups = circuit.emit.shape[0]
     jitter = lambda shape: 1.0 + noise * torch.rand(shape, generator=generator, dtype=torch.float64)  # noqa: E731
-    emit = bump * jitter(bump.shape)
+    if kind == "marginal":
+        counts = torch.stack([torch.bincount(x[:, group_of == g].reshape(-1), minlength=kk)
+                              for g in range(num_groups)]).to(torch.float64)  # [G, K]
+        marginal = (counts + 0.5) / (counts + 0.5).sum(-1, keepdim=True)  # [G, K]
+        emit = marginal.unsqueeze(1) * jitter((num_groups, k, kk))
+    elif kind == "quantile":
+        xf = x.to(torch.float64)
+        levels = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        centers = torch.stack([torch.quantile(xf[:, group_of == g].reshape(-1)[: 1 << 22], levels)
+                               for g in range(num_groups)])  # [G, k]
+        lo, hi = float(xf.min()), float(xf.max())
+        linear = torch.linspace(lo, hi, k, dtype=torch.float64)
+        centers = 0.5 * (centers + linear)
+        width = max((hi - lo) / k, 0.5)
+        values = torch.arange(kk, dtype=torch.float64)
+        bump = torch.exp(-0.5 * ((values - centers.unsqueeze(-1)) / width) ** 2) + 1e-3
+        emit = bump * jitter(bump.shape)
+    else:
+        raise ValueError(f"unknown initialization {kind!r} (quantile or marginal)")
     idx = torch.arange(k, dtype=torch.float64)
     near = torch.exp(-(idx[:, None] - idx[None, :]).abs()) + 0.05
     trans = near.unsqueeze(0) * jitter((circuit.num_vars, k, k))
@@ -89,7 +105,7 @@ def em_update(circuit: HCLT, stats: EMStatistics, step: float, cfg: FitConfig) -
     """M step toward the normalized counts, interpolated with weight ``step``."""
     k, kk = circuit.hidden, circuit.num_categories
     b = stats.count
-    positions = circuit.num_vars if circuit.emit.shape[0] == 1 else 1
+    positions = circuit.num_vars / circuit.emit.shape[0]  # variables per emission group (average)
     new_prior = _normalize(stats.prior, _pseudo(cfg, b, 1, k))
     new_trans = _normalize(stats.trans, _pseudo(cfg, b, k, k))
     new_emit = _normalize(stats.emit, _pseudo(cfg, b, k, kk, positions))
@@ -108,10 +124,13 @@ def _accumulate(total: EMStatistics | None, s: EMStatistics) -> EMStatistics:
 def fit_hclt(
     train: Tensor, num_categories: int, cfg: FitConfig | None = None, *, valid: Tensor | None = None,
     log: Callable[[str], None] | None = print, parent: np.ndarray | None = None,
+    emit_groups: np.ndarray | None = None,
 ) -> HCLT:
     """Learn an HCLT on ``train [N, D]`` (ints in ``[0, num_categories)``).
 
-    ``parent`` skips structure learning. ``valid [M, D]`` is only evaluated for the log.
+    ``parent`` skips structure learning. ``emit_groups [D]`` shares emission tables between
+    variables (see :class:`HCLT`; excludes ``cfg.tie_emissions``). ``valid [M, D]`` is only
+    evaluated for the log.
     """
     cfg = cfg or FitConfig()
     x = torch.as_tensor(train).to(torch.int64)
@@ -121,8 +140,9 @@ def fit_hclt(
     if parent is None:
         perm = torch.randperm(n, generator=gen)[: cfg.mi_samples]
         parent = chow_liu_parent(x[perm], num_categories, bins=cfg.mi_bins, max_samples=cfg.mi_samples)
-    circuit = HCLT(d, num_categories, cfg.hidden, tie_emissions=cfg.tie_emissions, parent=parent)
-    initialize(circuit, x, cfg.init_noise, gen)
+    circuit = HCLT(d, num_categories, cfg.hidden, tie_emissions=cfg.tie_emissions, parent=parent,
+                   emit_groups=emit_groups)
+    initialize(circuit, x, cfg.init_noise, gen, cfg.init)
     depth = len(circuit.layout.levels)
     if log:
         log(f"structure: {d} variables, depth {depth}, {circuit.num_parameters()} parameters "

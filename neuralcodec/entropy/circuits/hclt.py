@@ -14,8 +14,10 @@ depth: all nodes of one layer are evaluated with one batched matrix product.
 
 Parameters are normalized float32 probabilities stored as buffers (EM updates them in place):
 ``prior [k]``, ``trans [D, k, k]`` (row ``trans[i][a]`` = ``p(Z_i | Z_parent = a)``; unused for
-the root), ``emit [G, k, K]`` with ``G = 1`` when emissions are tied across positions, else
-``G = D``. Learning by EM uses the circuit-flow identity: the gradient of the log-likelihood
+the root), ``emit [G, k, K]`` with ``G = 1`` when emissions are tied across positions, ``G = D``
+when every variable has its own, or ``G`` groups given by ``emit_groups [D]`` (e.g. one table per
+codebook of a token grid, shared by all frames; the grouping is structure, not a parameter, so
+it is not part of the state dict). Learning by EM uses the circuit-flow identity: the gradient of the log-likelihood
 with respect to a log-parameter is that parameter's expected count (:meth:`HCLT.em_statistics`).
 """
 
@@ -46,14 +48,24 @@ class HCLT(nn.Module):
 
     def __init__(
         self, num_vars: int, num_categories: int, hidden: int, *, tie_emissions: bool = False,
-        parent: np.ndarray | None = None,
+        parent: np.ndarray | None = None, emit_groups: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if num_vars < 1 or num_categories < 2 or hidden < 1:
             raise ValueError("need num_vars >= 1, num_categories >= 2, hidden >= 1")
         self.num_vars, self.num_categories, self.hidden = int(num_vars), int(num_categories), int(hidden)
         self.tie_emissions = bool(tie_emissions)
-        groups = 1 if tie_emissions else num_vars
+        if emit_groups is None:
+            group_of = np.zeros(num_vars, np.int64) if tie_emissions else np.arange(num_vars, dtype=np.int64)
+        else:
+            if tie_emissions:
+                raise ValueError("give either tie_emissions or emit_groups, not both")
+            group_of = np.asarray(emit_groups, dtype=np.int64).copy()
+            if group_of.shape != (num_vars,) or group_of.min() < 0 or \
+                    not np.array_equal(np.unique(group_of), np.arange(group_of.max() + 1)):
+                raise ValueError(f"emit_groups must be [{num_vars}] ints covering 0..G-1")
+        groups = int(group_of.max()) + 1
+        self.register_buffer("_emit_group_of", torch.from_numpy(group_of), persistent=False)
         k, kk = self.hidden, self.num_categories
         self.register_buffer("parent", torch.from_numpy(chain_parent(num_vars) if parent is None else np.asarray(parent, np.int64).copy()))
         self.register_buffer("prior", torch.full((k,), 1.0 / k))
@@ -98,9 +110,7 @@ class HCLT(nn.Module):
     @property
     def emit_index(self) -> Tensor:
         """Emission group of each variable: int64 ``[D]``."""
-        if self.emit.shape[0] == 1:
-            return torch.zeros(self.num_vars, dtype=torch.int64)
-        return torch.arange(self.num_vars)
+        return self._emit_group_of.clone()
 
     def num_parameters(self) -> int:
         """Free parameters: ``k - 1`` + ``(D - 1) k (k - 1)`` + ``G k (K - 1)``."""
@@ -132,7 +142,7 @@ class HCLT(nn.Module):
         if emit_t.shape[0] == 1:
             leaf = emit_t[0][x]  # [B, D, k]
         else:
-            leaf = emit_t[torch.arange(d).unsqueeze(0), x]  # [B, D, k]
+            leaf = emit_t[self._emit_group_of.unsqueeze(0), x]  # [B, D, k]
         if mask is not None:
             leaf = leaf.masked_fill(~mask.unsqueeze(-1), 0.0)
         carry: Tensor | None = None
