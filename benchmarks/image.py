@@ -1,6 +1,6 @@
 """Image codec rate-distortion benchmark: the learned codec vs JPEG, WebP and AVIF at matched bpp.
 
-    python -m benchmarks.image [--model image] [--images DIR ...] [--qualities 1 2 ...] [--no-write]
+    python -m benchmarks.image [--model image] [--images DIR ...] [--qualities 1 2 ...] [--baseline-dir runs] [--no-write]
 
 For every development photo and quality level: the actual file size of ``codec encode`` (container
 included) in bits per pixel, PSNR over the 8-bit RGB (or gray) pixels and MS-SSIM of the decoded
@@ -9,6 +9,12 @@ image, and encode/decode wall time on 2 torch threads. For each such point, JPEG
 on the same image. BD-rate (the PyPI ``bjontegaard`` package, Akima interpolation) is computed per
 image against each codec and averaged; negative means fewer bits than the anchor at equal quality.
 The scikit-image photos are reported separately: the shipped model never saw them in training.
+
+``--baseline-dir DIR`` adds the same-budget baseline: every CompressAI ``bmshj2018_hyperprior``
+model trained by ``codec train experiment=image_bmshj2018`` under ``DIR`` (one run per lambda; see
+that config) is measured on the same photos with CompressAI's own ``compress()``/``decompress()``
+(real rANS bytes, plus a 9-byte size header), with its encode/decode time per megapixel, and the
+learned codec's BD-rate is computed against it like against the classic codecs.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class ImageResult:
     classic: dict[str, list[Point]] = field(default_factory=dict)
     encode_s: list[float] = field(default_factory=list)
     decode_s: list[float] = field(default_factory=list)
+    baseline: list[Point] = field(default_factory=list)  # one point per trained bmshj2018 model
+    baseline_encode_s: list[float] = field(default_factory=list)
+    baseline_decode_s: list[float] = field(default_factory=list)
 
 
 def msssim(ref: np.ndarray, test: np.ndarray) -> float:
@@ -75,6 +84,44 @@ def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result
         result.encode_s.append(middle - start)
         result.decode_s.append(end - middle)
         result.neural.append(measure(ref, to_uint8(decoded), 8 * len(data)))
+
+
+def baseline_points(baselines, image: torch.Tensor, ref: np.ndarray, result: ImageResult) -> None:
+    """Code ``image`` with each trained bmshj2018 model through CompressAI's own entropy coder."""
+    from neuralcodec.eval.bmshj2018 import decode_image, encode_image
+
+    for baseline in baselines:
+        start = time.perf_counter()
+        data = encode_image(baseline.net, image)
+        middle = time.perf_counter()
+        decoded = decode_image(baseline.net, data)
+        end = time.perf_counter()
+        if decoded.shape != image.shape:
+            raise RuntimeError(f"{baseline.source}: decoded {tuple(decoded.shape)} for {tuple(image.shape)}")
+        result.baseline_encode_s.append(middle - start)
+        result.baseline_decode_s.append(end - middle)
+        result.baseline.append(measure(ref, to_uint8(decoded), 8 * len(data)))
+
+
+def baseline_report(results: list[ImageResult], baselines, baseline_dir) -> list[str]:
+    """The per-rate-point table of the trained bmshj2018 baseline (empty list if none was measured)."""
+    if not baselines:
+        return []
+    lines = ["", f"Same-budget baseline: CompressAI `bmshj2018_hyperprior` (`compressai.models.ScaleHyperprior`) "
+             f"trained by our trainer (`experiment=image_bmshj2018`, one run per lambda, same data, crops, "
+             f"optimiser and per-point step budget as the shipped model), {len(baselines)} models from "
+             f"`{baseline_dir}`; actual bytes of CompressAI's `compress()` (its rANS coder) plus a 9-byte size "
+             "header, decoded by its `decompress()`; same photos, 2 torch threads:", "",
+             "| lambda | N / M | steps | bpp | PSNR | MS-SSIM | encode s/MP | decode s/MP |",
+             "|---|---|---|---|---|---|---|---|"]
+    megapixels = sum(r.pixels for r in results) / 1e6
+    for i, b in enumerate(baselines):
+        enc = sum(r.baseline_encode_s[i] for r in results) / megapixels
+        dec = sum(r.baseline_decode_s[i] for r in results) / megapixels
+        lines.append(f"| {b.config['lmbda']:g} | {b.config['N']} / {b.config['M']} | {b.steps if b.steps else '?'} | "
+                     f"{mean(r.baseline[i].bpp for r in results):.3f} | {mean(r.baseline[i].psnr for r in results):.2f} | "
+                     f"{mean(r.baseline[i].msssim for r in results):.4f} | {enc:.2f} | {dec:.2f} |")
+    return lines
 
 
 def classic_points(ref: np.ndarray, targets: list[Point], result: ImageResult) -> None:
@@ -139,7 +186,7 @@ def list_images(folders: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def report(results: list[ImageResult], codec, qualities, model_name: str) -> str:
+def report(results: list[ImageResult], codec, qualities, model_name: str, baselines=(), baseline_dir=None) -> str:
     lines = ["## Image codec vs JPEG / WebP / AVIF (`python -m benchmarks.image`)", "",
              f"Model `{model_name}` (fingerprint `{codec.fingerprint().hex()[:16]}`, N={codec.N}, M={codec.M}, "
              f"{codec.num_qualities} quality levels); {len(results)} development photos; {machine_line()}.",
@@ -158,26 +205,36 @@ def report(results: list[ImageResult], codec, qualities, model_name: str) -> str
               "| anchor | all photos, PSNR | all, MS-SSIM | unseen (skimage), PSNR | unseen, MS-SSIM |",
               "|---|---|---|---|---|"]
     unseen = [r for r in results if r.subset == "skimage"]
-    for name in CLASSIC:
+    anchors = {name: (lambda r, name=name: r.classic[name]) for name in CLASSIC}
+    if baselines:
+        anchors["bmshj2018 (our trainer, same budget)"] = lambda r: r.baseline
+    for name, points in anchors.items():
         cells = []
         for group in (results, unseen):
             for metric in ("psnr", "msssim"):
-                values = [bd_rate(r.classic[name], r.neural, metric) for r in group]
+                values = [bd_rate(points(r), r.neural, metric) for r in group]
                 ok = [v for v in values if v is not None]
                 cells.append(f"{mean(ok):+.1f} % ({len(ok)}/{len(group)} images)" if ok else "n/a (no overlap)")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if unseen:
         lines += ["", "PSNR at 0.5 bpp on the unseen scikit-image photos (interpolated; nan = not reached):", ""]
         cells = [f"learned {mean(interp_at(r.neural, 0.5) for r in unseen):.2f} dB"]
-        cells += [f"{name} {mean(interp_at(r.classic[name], 0.5) for r in unseen):.2f} dB" for name in CLASSIC]
+        cells += [f"{name} {mean(interp_at(points(r), 0.5) for r in unseen):.2f} dB" for name, points in anchors.items()]
         lines.append(", ".join(cells) + ".")
     megapixels = sum(r.pixels for r in results) / 1e6 * len(qualities)
     enc = sum(sum(r.encode_s) for r in results) / megapixels
     dec = sum(sum(r.decode_s) for r in results) / megapixels
     lines += ["", f"Learned codec speed (2 torch threads, CPU): encode {enc:.2f} s/megapixel, decode {dec:.2f} s/megapixel "
               "(averaged over all images and qualities)."]
-    lines += ["", "Not measured here: CompressAI's `bmshj2018_hyperprior` trained by our trainer on the same data "
-              "and step budget (no such model has been trained yet)."]
+    if baselines:
+        lines += baseline_report(results, baselines, baseline_dir)
+        if len(baselines) < 4:
+            lines += ["", f"BD-rate against the baseline needs >= 4 of its rate points; {len(baselines)} trained so far."]
+    else:
+        where = f" (none found under `{baseline_dir}`)" if baseline_dir else " (no `--baseline-dir` given)"
+        lines += ["", "Not measured here: CompressAI's `bmshj2018_hyperprior` trained by our trainer on the same data "
+                  f"and step budget{where}; train it with `codec train experiment=image_bmshj2018 model.lmbda=...` "
+                  "(commands in `configs/experiment/image_bmshj2018.yaml`)."]
     return "\n".join(lines)
 
 
@@ -191,11 +248,20 @@ def main(argv=None) -> int:
                         default=[DEV_IMAGES / "skimage", DEV_IMAGES / "mate"], help="folders of PNG photos")
     parser.add_argument("--qualities", nargs="*", type=float, help="quality levels (default: all)")
     parser.add_argument("--limit", type=int, help="use only the first N images of each folder")
+    parser.add_argument("--baseline-dir", type=Path,
+                        help="folder holding `codec train experiment=image_bmshj2018` runs (e.g. runs/): measure them")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md unchanged")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(2)
     codec = load_codec(args.model)
+    baselines = []
+    if args.baseline_dir is not None:
+        from neuralcodec.eval.bmshj2018 import find_baselines
+
+        baselines = find_baselines(args.baseline_dir)
+        print(f"bmshj2018 baselines: {len(baselines)} under {args.baseline_dir}"
+              + "".join(f"\n  lambda {b.config['lmbda']:g}: {b.source} ({b.steps or '?'} steps)" for b in baselines))
     qualities = args.qualities or list(range(1, codec.num_qualities + 1))
     images = []
     for folder in args.images:
@@ -208,12 +274,14 @@ def main(argv=None) -> int:
         result = ImageResult(path.name, subset, ref.shape[0] * ref.shape[1])
         neural_points(codec, image, ref, qualities, result)
         classic_points(ref, result.neural, result)
+        baseline_points(baselines, image, ref, result)
         results.append(result)
         best = result.neural[-1]
         print(f"{subset}/{path.name}: " + ", ".join(f"q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB"
                                                      for q, p in zip(qualities, result.neural))
-              + f" | JPEG at {best.bpp:.3f} bpp: {result.classic['JPEG'][-1].psnr:.2f} dB", flush=True)
-    markdown = report(results, codec, qualities, str(args.model))
+              + f" | JPEG at {best.bpp:.3f} bpp: {result.classic['JPEG'][-1].psnr:.2f} dB"
+              + "".join(f" | bmshj2018 {p.bpp:.3f} bpp {p.psnr:.2f} dB" for p in result.baseline), flush=True)
+    markdown = report(results, codec, qualities, str(args.model), baselines, args.baseline_dir)
     print(markdown)
     if not args.no_write:
         update_section("image", markdown)

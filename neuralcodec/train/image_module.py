@@ -1,4 +1,4 @@
-"""Rate-distortion training of the variable-rate image codec (one model, all quality levels).
+"""Rate-distortion training of image models: our variable-rate codec, and single-rate baselines.
 
 Every training image draws its own quality ``q`` (continuous in ``[1, Q]`` with probability
 ``continuous_fraction``, else one of the integer levels), and the loss is
@@ -11,6 +11,11 @@ prior's quantiles are fitted by their auxiliary loss in the same optimiser (thei
 group, higher learning rate, excluded from gradient clipping). Validation freezes the entropy
 model and reports the exact code length and PSNR at a few qualities; the model is frozen again at
 the end of training so the exported file codes with tables of its final weights.
+
+:class:`SingleRateImageRDModule` is the same trainer for a single-rate model at one fixed lambda
+(CompressAI's ``bmshj2018_hyperprior``, ``experiment=image_bmshj2018``): same loss convention,
+optimiser, schedule, clipping, auxiliary-loss group, validation and export; only the model and the
+absence of a quality draw differ.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from neuralcodec.train.module import CodecModule
 def psnr(mse: Tensor, peak: float = 1.0) -> Tensor:
     """PSNR in dB from mean squared error(s)."""
     return 10.0 * torch.log10(peak**2 / mse.clamp_min(1e-10))
+
+
+def rd_loss(bpp: Tensor, mse: Tensor, lmbda: Tensor | float) -> Tensor:
+    """The image R-D objective ``bpp + lambda * 255^2 * MSE`` (CompressAI's lambda convention)."""
+    return bpp + lmbda * (255.0**2) * mse
 
 
 class ImageRDModule(CodecModule):
@@ -62,7 +72,7 @@ class ImageRDModule(CodecModule):
         out = self.codec(x, quality)
         mse = (out.x_hat - x).pow(2).flatten(1).mean(dim=1)
         lam = interpolate_lambdas(self.codec.lambdas, quality)
-        return {"bpp": out.bpp, "mse": mse, "loss": out.bpp + lam * (255.0**2) * mse}
+        return {"bpp": out.bpp, "mse": mse, "loss": rd_loss(out.bpp, mse, lam)}
 
     def training_losses(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
         x = batch
@@ -93,8 +103,61 @@ class ImageRDModule(CodecModule):
             self.log(f"val/bpp_{tag}", out.bpp.mean(), on_epoch=True, batch_size=x.shape[0])
             self.log(f"val/psnr_{tag}", psnr(mse).mean(), on_epoch=True, batch_size=x.shape[0])
             lam = self.codec.lambdas[min(len(self.codec.lambdas), max(1, math.floor(q))) - 1]
-            self.log(f"val/loss_{tag}", (out.bpp + lam * 255.0**2 * mse).mean(), on_epoch=True,
+            self.log(f"val/loss_{tag}", rd_loss(out.bpp, mse, lam).mean(), on_epoch=True,
                      batch_size=x.shape[0])
 
     def on_train_end(self) -> None:
         self.codec.freeze()
+
+
+class SingleRateImageRDModule(CodecModule):
+    """Trains a single-rate image model at one ``lmbda`` -- CompressAI's ``ScaleHyperprior``
+    (:class:`~neuralcodec.eval.bmshj2018.BMSHJ2018Baseline`) -- with the loss
+    ``mean(bpp + lmbda * 255^2 * MSE)`` plus CompressAI's auxiliary loss for the entropy-bottleneck
+    quantiles (their own parameter group at ``aux_lr_factor`` x lr, outside gradient clipping).
+    ``lmbda`` is written into the model config, so every checkpoint and export records its rate point.
+    """
+
+    def __init__(self, codec: Mapping[str, Any], lmbda: float = 0.0067, lr: float = 1e-4,
+                 betas: Sequence[float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 200,
+                 total_steps: int = 100_000, grad_clip: float = 1.0, aux_lr_factor: float = 10.0) -> None:
+        if lmbda <= 0:
+            raise ValueError("lmbda must be positive")
+        codec = {**dict(codec), "lmbda": float(lmbda)}
+        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip)
+        self.save_hyperparameters({"lmbda": float(lmbda), "aux_lr_factor": aux_lr_factor})
+
+    def build_model(self, config: Mapping[str, Any]):
+        from neuralcodec.eval.bmshj2018 import BMSHJ2018Baseline
+
+        return BMSHJ2018Baseline.from_config(config)
+
+    def rd_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-image ``bpp``, ``mse`` and weighted loss ``[B]`` for images ``x [B, 3, H, W]``."""
+        out = self.codec(x)
+        mse = (out["x_hat"] - x).pow(2).flatten(1).mean(dim=1)
+        return {"bpp": out["bpp"], "mse": mse, "loss": rd_loss(out["bpp"], mse, self.hparams.lmbda)}
+
+    def training_losses(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        terms = self.rd_terms(batch)
+        aux = self.codec.aux_loss()
+        logs = {"rd_loss": terms["loss"].mean().detach(), "bpp": terms["bpp"].mean().detach(),
+                "mse": terms["mse"].mean().detach(), "psnr": psnr(terms["mse"]).mean().detach(), "aux": aux.detach()}
+        return terms["loss"].mean() + aux, logs
+
+    def _aux_parameters(self) -> list[Tensor]:
+        return self.codec.aux_parameters()
+
+    def on_validation_epoch_start(self) -> None:
+        self.codec.freeze_entropy_models()
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        out = self.codec(batch)
+        mse = (out["x_hat"].clamp(0, 1) - batch).pow(2).flatten(1).mean(dim=1)
+        n = batch.shape[0]
+        self.log("val/bpp", out["bpp"].mean(), on_epoch=True, batch_size=n)
+        self.log("val/psnr", psnr(mse).mean(), on_epoch=True, batch_size=n)
+        self.log("val/loss", rd_loss(out["bpp"], mse, self.hparams.lmbda).mean(), on_epoch=True, batch_size=n)
+
+    def on_train_end(self) -> None:
+        self.codec.freeze_entropy_models()

@@ -39,7 +39,12 @@ class CodecModule(L.LightningModule):
         codec_config = dict(codec)
         self.save_hyperparameters({"codec": codec_config, "lr": lr, "betas": tuple(betas), "weight_decay": weight_decay,
                                    "warmup_steps": warmup_steps, "total_steps": total_steps, "grad_clip": grad_clip})
-        self.codec: Codec = build_codec(codec_config)
+        self.codec: Codec = self.build_model(codec_config)
+
+    def build_model(self, config: Mapping[str, Any]) -> Codec:
+        """The model this module trains, from its config: a registered codec (a module that trains an
+        outside architecture, e.g. a baseline, overrides this)."""
+        return build_codec(config)
 
     # ----- hooks for codec families ---------------------------------------------------------
     def training_losses(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
