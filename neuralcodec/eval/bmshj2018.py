@@ -60,7 +60,11 @@ class BMSHJ2018Baseline(nn.Module):
         config = dict(config)
         if config.pop("codec", CODEC_ID) != CODEC_ID:
             raise ModelError(f"not a {CODEC_ID} config: {config}")
-        return cls(**config)
+        steps = config.pop("trained_steps", None)  # written at the end of training (informative)
+        model = cls(**config)
+        if steps is not None:
+            model.config["trained_steps"] = int(steps)
+        return model
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         """``x_hat`` and the estimated ``bpp [B]`` (CompressAI's likelihoods of ``y`` and ``z``)."""
@@ -108,7 +112,7 @@ class LoadedBaseline:
     net: nn.Module           # compressai.models.ScaleHyperprior, eval mode, tables updated
     config: dict[str, Any]   # N, M, lmbda, name
     source: Path
-    steps: int | None        # optimiser steps of the run (from its Lightning checkpoint), if known
+    steps: int | None        # optimiser steps of the run (export's trained_steps, else its checkpoint), if known
 
 
 def _build_plain(config: Mapping[str, Any], state: Mapping[str, Tensor], source: Path) -> nn.Module:
@@ -143,7 +147,8 @@ def load_baseline(path: str | Path) -> LoadedBaseline:
         exported, last = path / "model.safetensors", path / "checkpoints" / "last.ckpt"
         if exported.is_file():
             loaded = load_baseline(exported)
-            loaded.steps = _checkpoint_steps(last) if last.is_file() else None
+            if loaded.steps is None and last.is_file():
+                loaded.steps = _checkpoint_steps(last)
             return loaded
         if last.is_file():
             return load_baseline(last)
@@ -159,7 +164,9 @@ def load_baseline(path: str | Path) -> LoadedBaseline:
         if CONFIG_KEY not in meta:
             raise ModelError(f"{path} has no embedded neuralcodec config")
         config = json.loads(meta[CONFIG_KEY])
-        return LoadedBaseline(_build_plain(config, load_file(str(path)), path), config, path, None)
+        steps = config.get("trained_steps")
+        return LoadedBaseline(_build_plain(config, load_file(str(path)), path), config, path,
+                              int(steps) if steps else None)
     if path.suffix == ".ckpt":
         ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
         config = dict(ckpt.get("hyper_parameters", {}).get("codec", {}))

@@ -160,4 +160,5 @@ class SingleRateImageRDModule(CodecModule):
         self.log("val/loss", rd_loss(out["bpp"], mse, self.hparams.lmbda).mean(), on_epoch=True, batch_size=n)
 
     def on_train_end(self) -> None:
+        self.codec.config["trained_steps"] = int(self.global_step)  # recorded in the export (benchmark table)
         self.codec.freeze_entropy_models()

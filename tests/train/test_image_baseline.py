@@ -67,6 +67,7 @@ def test_fast_dev_run_through_hydra_exports_a_loadable_baseline(image_dir, tmp_p
     assert exported is not None and Path(exported).is_file()
     loaded = load_baseline(exported)
     assert loaded.config["lmbda"] == 0.01 and (loaded.config["N"], loaded.config["M"]) == (16, 24)
+    assert loaded.steps == 1  # fast_dev_run: one step, recorded in the export
     assert loaded.net.entropy_bottleneck._quantized_cdf.numel() > 0  # update() was done
     (found,) = find_baselines(tmp_path / "runs")
     assert found.config == loaded.config
@@ -88,8 +89,8 @@ def test_training_steps_resume_and_loss_terms(image_dir, tmp_path):
     state = torch.load(str(ckpt), map_location="cpu", weights_only=False)["state_dict"]
     assert state["codec.model.entropy_bottleneck._quantized_cdf"].numel() > 0
     assert load_baseline(ckpt).steps == 2
-    train(compose(overrides + ["trainer.max_steps=4"]))  # resumes from last.ckpt
-    assert load_baseline(run_dir).steps == 4
+    train(compose(overrides + ["trainer.max_steps=5"]))  # resumes from last.ckpt
+    assert load_baseline(run_dir).steps == 5 and load_baseline(ckpt).steps == 4
 
 
 def test_rd_loss_decreases_on_a_fixed_batch():
