@@ -296,7 +296,7 @@ def table(title: str, rows: list[tuple], note: str) -> str:
 # -- token grids of the music codec ------------------------------------------------------------------
 #: Settings of the circuit token prior (chosen by ``--select-tokens`` on training tokens only).
 TOKEN_WINDOW = 4
-TOKEN_FIT = dict(hidden=32, epochs=4, full_batch_epochs=0, batch_size=512, init="marginal", seed=0)
+TOKEN_FIT = dict(hidden=64, epochs=4, full_batch_epochs=0, batch_size=512, init="marginal", seed=0)
 TOKEN_EMISSIONS = "codebook"
 #: Candidates of ``--select-tokens``: (window, hidden, emissions). Held-out model bits/token on the
 #: 15 % split (15 files, 12691 frames; 2026-11-24, same code and seed): window 2 / hidden 64: 8.2812;
