@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from PIL import Image
 
 
 @pytest.fixture
@@ -17,4 +18,31 @@ def audio_dir(tmp_path):
         t = np.arange(16000) / 16000
         x = 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size)
         sf.write(str(folder / f"clip{i}.wav"), x, 16000)
+    return folder
+
+
+def smooth_photo(seed: int, size=(160, 120)) -> np.ndarray:
+    """A smooth colour field with a few edges, uint8 ``[H, W, 3]``: compressible, unlike white noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]] / max(size)
+    channels = [np.sin(2 * np.pi * (rng.random() * 3 * xx + rng.random() * 3 * yy) + rng.random() * 6) for _ in range(3)]
+    img = 0.5 + 0.35 * np.stack(channels, axis=-1)
+    img[(xx - 0.5) ** 2 + (yy - 0.4) ** 2 < 0.04] *= 0.5
+    return (img.clip(0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo():
+    """The :func:`smooth_photo` generator, for tests that need an image array."""
+    return smooth_photo
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """Six synthetic RGB photos and one grayscale one (a tiny image training folder)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(smooth_photo(i)).save(folder / f"photo{i}.png")
+    Image.fromarray(smooth_photo(9)[..., 0]).save(folder / "gray.png")  # grayscale is replicated
     return folder

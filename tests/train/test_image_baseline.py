@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 
 from neuralcodec.eval.bmshj2018 import CODEC_ID, decode_image, encode_image, find_baselines, load_baseline
 from neuralcodec.train.image_module import SingleRateImageRDModule
@@ -18,22 +15,6 @@ from neuralcodec.train.run import compose, train
 TINY = ["model.codec.N=16", "model.codec.M=24", "data.crop_size=64", "data.batch_size=2", "data.num_workers=0",
         "data.val_crop=64", "data.max_val_files=2", "data.items_per_epoch=8", "data.val_fraction=0.3",
         "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]
-
-
-def _photo(seed: int, size=(150, 110)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0 : size[1], 0 : size[0]] / max(size)
-    channels = [np.sin(2 * np.pi * (rng.random() * 3 * xx + rng.random() * 3 * yy) + rng.random() * 6) for _ in range(3)]
-    return ((0.5 + 0.35 * np.stack(channels, axis=-1)).clip(0, 1) * 255).astype(np.uint8)
-
-
-@pytest.fixture
-def image_dir(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(5):
-        Image.fromarray(_photo(i)).save(folder / f"photo{i}.png")
-    return folder
 
 
 def test_experiment_is_compressai_scale_hyperprior_with_the_image_budget():
@@ -93,13 +74,13 @@ def test_training_steps_resume_and_loss_terms(image_dir, tmp_path):
     assert load_baseline(run_dir).steps == 5 and load_baseline(ckpt).steps == 4
 
 
-def test_rd_loss_decreases_on_a_fixed_batch():
+def test_rd_loss_decreases_on_a_fixed_batch(photo):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     module = SingleRateImageRDModule({"codec": CODEC_ID, "name": "t", "N": 16, "M": 24}, lmbda=0.02, lr=3e-3,
                                      warmup_steps=0)
     optimizer = module.configure_optimizers()["optimizer"]
-    x = torch.from_numpy(_photo(3, (64, 64))).permute(2, 0, 1).float()[None] / 255
+    x = torch.from_numpy(photo(3, (64, 64))).permute(2, 0, 1).float()[None] / 255
     with torch.no_grad():
         before = module.rd_terms(x)["loss"].item()
     aux_before = module.codec.aux_loss().item()

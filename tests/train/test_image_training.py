@@ -4,35 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from neuralcodec.codecs.registry import load_codec
 from neuralcodec.train.data.images import ImageFolderDataModule, random_crop
 from neuralcodec.train.image_module import ImageRDModule
 from neuralcodec.train.run import compose, train
-
-
-def _smooth_photo(seed: int, size=(160, 120)) -> np.ndarray:
-    """A smooth colour field with a few edges: compressible, unlike white noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0 : size[1], 0 : size[0]] / max(size)
-    channels = [np.sin(2 * np.pi * (rng.random() * 3 * xx + rng.random() * 3 * yy) + rng.random() * 6) for _ in range(3)]
-    img = 0.5 + 0.35 * np.stack(channels, axis=-1)
-    img[(xx - 0.5) ** 2 + (yy - 0.4) ** 2 < 0.04] *= 0.5
-    return (img.clip(0, 1) * 255).astype(np.uint8)
-
-
-@pytest.fixture
-def image_dir(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(6):
-        Image.fromarray(_smooth_photo(i)).save(folder / f"photo{i}.png")
-    Image.fromarray(_smooth_photo(9)[..., 0]).save(folder / "gray.png")  # grayscale is replicated
-    return folder
 
 
 def test_image_debug_experiment_trains_resumes_and_exports(image_dir, tmp_path):
@@ -79,13 +57,13 @@ def test_data_module_crops(image_dir):
     assert random_crop(small, 64, 0.5, random.Random(0)).shape == (3, 64, 64)
 
 
-def test_rd_loss_decreases_on_a_fixed_batch():
+def test_rd_loss_decreases_on_a_fixed_batch(photo):
     torch.manual_seed(0)
     torch.set_num_threads(1)  # tiny convolutions: threads only add synchronisation cost
     module = ImageRDModule({"codec": "image", "N": 16, "M": 24, "lambdas": [0.01, 0.05],
                             "entropy": {"z_channels": 8, "hidden_channels": 8}}, lr=3e-3, warmup_steps=0)
     optimizer = module.configure_optimizers()["optimizer"]
-    x = torch.from_numpy(_smooth_photo(3, (64, 64))).permute(2, 0, 1).float()[None] / 255
+    x = torch.from_numpy(photo(3, (64, 64))).permute(2, 0, 1).float()[None] / 255
     quality = torch.tensor([2.0])
     with torch.no_grad():
         before = module.rd_terms(x, quality)["loss"].item()
