@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import soundfile as sf
 import torch
 
+from neuralcodec.cli import main
 from neuralcodec.codecs.registry import build_codec
 
 TINY_CONFIG = {
@@ -32,3 +37,21 @@ def tiny_codec():
     with torch.no_grad():
         codec(torch.randn(4, 1, 16000) * 0.1)
     return codec.eval().freeze_entropy_models()
+
+
+@pytest.fixture
+def cli_round_trip(tmp_path, capsys):
+    """``codec encode`` + ``decode`` + ``info --json`` of one file; checks that the decoded file keeps the
+    input's sample rate, channel count and length, and returns ``(decoded_path, info_summary)``."""
+
+    def run(src: Path, *encode_args: str) -> tuple[Path, dict]:
+        out_bin, out_wav = tmp_path / "clip.bin", tmp_path / "clip.wav"
+        assert main(["encode", str(src), str(out_bin), *encode_args]) == 0
+        assert main(["decode", str(out_bin), str(out_wav)]) == 0
+        capsys.readouterr()
+        a, b = sf.info(str(src)), sf.info(str(out_wav))
+        assert (b.samplerate, b.channels, b.frames) == (a.samplerate, a.channels, a.frames)
+        assert main(["info", "--json", str(out_bin)]) == 0
+        return out_wav, json.loads(capsys.readouterr().out)
+
+    return run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import soundfile as sf
@@ -36,16 +35,9 @@ def _excerpt(shared_data, tmp_path, seconds: float = 4.0):
     return path
 
 
-def test_cli_round_trip_stereo(shared_data, tmp_path, capsys):
+def test_cli_round_trip_stereo(shared_data, tmp_path, cli_round_trip):
     src = _excerpt(shared_data, tmp_path)
-    out_bin, out_wav = tmp_path / "clip.bin", tmp_path / "clip.wav"
-    assert main(["encode", str(src), str(out_bin), "--model", "music"]) == 0
-    assert main(["decode", str(out_bin), str(out_wav)]) == 0
-    capsys.readouterr()
-    a, b = sf.info(str(src)), sf.info(str(out_wav))
-    assert (b.samplerate, b.channels, b.frames) == (a.samplerate, a.channels, a.frames)
-    assert main(["info", "--json", str(out_bin)]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    out_wav, summary = cli_round_trip(src, "--model", "music")
     # two channels, each coded at <= 4 kbit/s nominal; the token prior keeps the payload below it
     assert summary["payload_bits_per_second"] < 2 * 4000
     # A broken or untrained model cannot reach this: the decoded spectrum follows the input's.

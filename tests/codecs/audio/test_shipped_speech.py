@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
-import soundfile as sf
 import torch
 
-from neuralcodec.cli import main
 from neuralcodec.codecs.registry import available_models, load_codec
 from neuralcodec.media.audio import load_audio
 from neuralcodec.train.metrics import speech_quality
@@ -23,16 +20,9 @@ def test_shipped_model_properties():
     assert codec.num_codebooks >= 1 and codec.codebook_size >= 2
 
 
-def test_cli_round_trip_on_dev_clip(shared_data, tmp_path, capsys):
+def test_cli_round_trip_on_dev_clip(shared_data, cli_round_trip):
     clip = shared_data / "speech" / "cmu_arctic" / "cmu_arctic_us_aew_a0002.flac"
-    out_bin, out_wav = tmp_path / "clip.bin", tmp_path / "clip.wav"
-    assert main(["encode", str(clip), str(out_bin)]) == 0
-    assert main(["decode", str(out_bin), str(out_wav)]) == 0
-    capsys.readouterr()
-    src, dec = sf.info(str(clip)), sf.info(str(out_wav))
-    assert (dec.samplerate, dec.channels, dec.frames) == (src.samplerate, src.channels, src.frames)
-    assert main(["info", "--json", str(out_bin)]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    out_wav, summary = cli_round_trip(clip)
     assert summary["payload_bits_per_second"] <= 1500  # entropy-coded tokens stay under the nominal rate
     # A broken or untrained model cannot reach this: intelligibility is measurably preserved.
     ref, rate = load_audio(clip, channels="mono")
