@@ -2,10 +2,14 @@
 
 Alignment (equal training budget, same seed and data, validation on the held-out clip)::
 
-    python -m benchmarks.video_conditional_ablation align --steps 2000 [--experiment video_debug] [hydra overrides]
+    python -m benchmarks.video_conditional_ablation align --steps 2000 [--experiment video_debug]
+        [--init-from MODEL] [--runs-dir runs] [hydra overrides]
 
 trains one run per ``model.codec.inter.alignment`` value (``none``, ``extrapolated``) under
-``runs/ablation-align-*`` and prints the validation bpp / PSNR (inter frames) of each.
+``RUNS_DIR/ablation-align-*`` and prints the validation bpp / PSNR (inter frames) of each. With
+``--init-from`` (an exported model without alignment, e.g. the shipped ``video``) both runs start from
+its weights and the alignment network starts at zero flow (= no alignment), so the two arms differ
+only in what the extra ``--steps`` make of the alignment network.
 
 Drift over a long prediction chain (one intra frame, then P-frames only; eval forward == decode)::
 
@@ -62,17 +66,19 @@ def drift(model: str, video: Path, frames: int, quality: float, crop: int) -> di
     return out
 
 
-def align(steps: int, experiment: str, overrides: list[str]) -> None:
+def align(steps: int, experiment: str, overrides: list[str], init_from: str | None = None,
+          runs_dir: str = "runs") -> None:
     """Train one run per alignment with the same budget; print their validation R-D figures."""
     import csv
 
     from neuralcodec.train.run import compose, train
 
     for alignment in ("none", "extrapolated"):
-        run_dir = Path("runs") / f"ablation-align-{alignment}"
+        run_dir = Path(runs_dir) / f"ablation-align-{alignment}"
+        warm = [f"init_from={init_from}", "init_from_new_modules=[context.flow]"] if init_from else []
         cfg = compose([f"experiment={experiment}", f"run_dir={run_dir}", f"trainer.max_steps={steps}",
                        f"trainer.val_check_interval={steps}", f"model.codec.inter.alignment={alignment}",
-                       "trainer.accelerator=cpu", *overrides])
+                       "trainer.accelerator=cpu", *warm, *overrides])
         train(cfg)
         rows = [r for p in (run_dir / "csv").rglob("metrics.csv") for r in csv.DictReader(p.open())]
         last = {k: v for r in rows for k, v in r.items() if v and k.startswith("val/")}
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("align")
     a.add_argument("--steps", type=int, default=2000)
     a.add_argument("--experiment", default="video_debug")
+    a.add_argument("--init-from", help="exported model (no alignment) both arms start from")
+    a.add_argument("--runs-dir", default="runs")
     a.add_argument("overrides", nargs="*")
     d = sub.add_parser("drift")
     d.add_argument("model")
@@ -95,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     if args.what == "align":
-        align(args.steps, args.experiment, args.overrides)
+        align(args.steps, args.experiment, args.overrides, args.init_from, args.runs_dir)
         return 0
     video = Path(args.video) if Path(args.video).is_file() else DEV_VIDEOS / args.video
     res = drift(args.model, video, args.frames, args.quality, args.crop)

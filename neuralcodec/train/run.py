@@ -69,7 +69,7 @@ def train(cfg) -> Path | None:
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if (cfg.resume and last.is_file()) else None
     if resume is None and cfg.get("init_from"):
-        _warm_start(module.codec, cfg.init_from)
+        _warm_start(module.codec, cfg.init_from, cfg.get("init_from_new_modules") or ())
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
     if trainer.is_global_zero and cfg.export:
@@ -77,14 +77,19 @@ def train(cfg) -> Path | None:
     return None
 
 
-def _warm_start(codec, path: str) -> None:
-    """Initialise a fresh run's codec from an exported model (e.g. a shipped one) with the same config."""
+def _warm_start(codec, path: str, new_modules: Sequence[str] = ()) -> None:
+    """Initialise a fresh run's codec from an exported model (e.g. a shipped one) with the same config.
+
+    ``new_modules``: parameter-name prefixes the source may lack (modules this config adds); they
+    keep their fresh initialisation. Anything else missing or unexpected is an error.
+    """
     from neuralcodec.codecs.registry import load_codec
 
     source = load_codec(path)
     if source.config.get("codec") != codec.config.get("codec"):
         raise NeuralCodecError(f"init_from={path} is a {source.config.get('codec')!r} model, not {codec.config.get('codec')!r}")
     missing, unexpected = codec.load_state_dict(source.state_dict(), strict=False)
+    missing = [k for k in missing if not any(k == p or k.startswith(p.rstrip(".") + ".") for p in new_modules)]
     if missing or unexpected:
         raise NeuralCodecError(f"init_from={path} does not fit this config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     codec.train()

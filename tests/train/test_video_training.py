@@ -99,3 +99,25 @@ def test_intra_warm_start_from_an_image_model(tmp_path):
     loss, logs = module.training_losses(clip)
     loss.backward()
     assert module.codec.intra.g_a[0].weight.grad is None and module.codec.encoder.down1[0].weight.grad is not None
+
+
+def test_warm_start_may_add_declared_modules_only(tmp_path):
+    """``init_from`` + ``init_from_new_modules``: the alignment network may be new, nothing else."""
+    from neuralcodec.codecs.registry import build_codec, save_codec
+    from neuralcodec.errors import NeuralCodecError
+    from neuralcodec.train.run import _warm_start
+
+    base = {"codec": "video-conditional", "lambdas": [0.005, 0.02],
+            "intra": {"N": 16, "M": 24, "entropy": {"z_channels": 16, "hidden_channels": 16, "num_scales": 32}},
+            "inter": {"N": 16, "M": 24, "C": 8, "entropy": {"z_channels": 16, "hidden_channels": 16}}}
+    source = build_codec(base)
+    path = save_codec(source.freeze(), tmp_path / "video.safetensors")
+    aligned = {**base, "inter": {**base["inter"], "alignment": "extrapolated"}}
+    target = build_codec(aligned)
+    with pytest.raises(NeuralCodecError, match="context.flow"):
+        _warm_start(target, str(path))
+    _warm_start(target, str(path), ["context.flow"])
+    assert torch.equal(target.encoder.down1[0].weight, source.encoder.down1[0].weight.to(target.encoder.down1[0].weight.dtype))
+    assert torch.count_nonzero(target.context.flow[-1].weight) == 0  # the new module keeps its (zero) init
+    with pytest.raises(NeuralCodecError, match="missing"):
+        _warm_start(build_codec(aligned), str(path), ["context.fl"])  # a prefix must name whole modules
