@@ -2,6 +2,7 @@
 
     python -m benchmarks.video [--sequences bbb ...] [--frames 32] [--rates 0.05 0.1 0.2]
                                [--steps 300] [--gop N] [--quick] [--no-write]
+                               [--codecs NAME ...] [--section video]
 
 For every development sequence (first ``--frames`` frames): RD points (actual bits per pixel of
 the whole file, PSNR-RGB and PSNR-YUV computed here on the decoded 8-bit frames), encode and
@@ -300,8 +301,9 @@ def psnr_at_rate(anchor: list[Point], bpp: float, metric: str) -> float | None:
     return float(np.interp(math.log(bpp), rates, [getattr(p, metric) for p in pts]))
 
 
-def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], settings: Settings) -> str:
-    lines = ["## Video codecs vs x264 / x265 (`python -m benchmarks.video`)", "",
+def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], settings: Settings,
+           title: str = "Video codecs vs x264 / x265") -> str:
+    lines = [f"## {title} (`python -m benchmarks.video`)", "",
              f"Command: `python -m benchmarks.video {settings.command}`.", "",
              f"{machine_line()}. Low-delay P anchors (ffmpeg libx264/libx265, `bframes=0`, keyint = GOP, "
              f"no scene-cut; size = elementary stream without the encoders' informational SEI), "
@@ -385,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codecs", nargs="*", help="only these runners (names as in the table)")
     parser.add_argument("--quick", action="store_true", help="8 frames, 2 rates, 3 CRFs, 100 steps")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md unchanged")
+    parser.add_argument("--section", default="video",
+                        help="RESULTS.md section to write (default `video`); e.g. `video-conditional` for a run of "
+                             "the anchors and one codec that leaves the other codecs' section as measured")
     args = parser.parse_args(argv)
     if args.quick:
         args.frames, args.rates, args.crfs, args.steps = 8, args.rates[:2], [28, 36, 44], 100
@@ -415,10 +420,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             pts = results[clip.name][runner.name]
             print(f"  {runner.name}: " + ", ".join(f"{p.bpp:.4f} bpp {p.psnr_yuv:.2f} dB" for p in pts), flush=True)  # type: ignore[union-attr]
-    markdown = report(clips, results, settings)
+    ours = [r.name for r in RUNNERS if not r.anchor and (not args.codecs or r.name in args.codecs)]
+    title = "Video codecs vs x264 / x265" + ("" if args.section == "video" else f": {', '.join(ours)}")
+    markdown = report(clips, results, settings, title)
     print(markdown)
     if not args.no_write:
-        update_section("video", markdown)
+        update_section(args.section, markdown)
     shutil.rmtree(settings.workdir, ignore_errors=True)
     return 0
 

@@ -44,3 +44,20 @@ def test_psnr_at_matched_rate():
     assert psnr_at_rate(ANCHOR, 0.1, "psnr_yuv") == pytest.approx(31.0)
     assert psnr_at_rate(ANCHOR, math.sqrt(0.1 * 0.2), "psnr_yuv") == pytest.approx(32.5)
     assert psnr_at_rate(ANCHOR, 0.01, "psnr_yuv") is None and psnr_at_rate(ANCHOR, 1.0, "psnr_yuv") is None
+
+
+def test_a_run_of_some_codecs_writes_its_own_section(monkeypatch):
+    """``--codecs ... --section NAME``: the anchors and one codec measured in one run, in their own section."""
+    import shutil
+
+    import benchmarks.video as video
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    written = {}
+    monkeypatch.setattr(video, "update_section", lambda name, markdown: written.update({name: markdown}))
+    assert video.main(["--sequences", "cisco", "--frames", "3", "--crfs", "30", "40", "--codecs", "x264 medium",
+                       "nerv", "--steps", "2", "--rates", "0.2", "--section", "video-nerv"]) == 0
+    (name, markdown), = written.items()
+    assert name == "video-nerv" and markdown.startswith("## Video codecs vs x264 / x265: nerv (")
+    assert "| x264 medium |" in markdown and "| nerv |" in markdown and "| x265" not in markdown
