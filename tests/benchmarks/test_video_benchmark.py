@@ -56,8 +56,11 @@ def test_a_run_of_some_codecs_writes_its_own_section(monkeypatch):
         pytest.skip("ffmpeg not installed")
     written = {}
     monkeypatch.setattr(video, "update_section", lambda name, markdown: written.update({name: markdown}))
+    ours = video.Runner("ours", lambda clip, settings: curve([0.1, 0.3], [30.0, 33.0]))
+    skipped = video.Runner("other", lambda clip, settings: pytest.fail("not selected, must not run"))
+    monkeypatch.setattr(video, "RUNNERS", [*video.RUNNERS[:4], ours, skipped])
     assert video.main(["--sequences", "cisco", "--frames", "3", "--crfs", "30", "40", "--codecs", "x264 medium",
-                       "nerv", "--steps", "2", "--rates", "0.2", "--section", "video-nerv"]) == 0
+                       "ours", "--section", "video-ours"]) == 0
     (name, markdown), = written.items()
-    assert name == "video-nerv" and markdown.startswith("## Video codecs vs x264 / x265: nerv (")
-    assert "| x264 medium |" in markdown and "| nerv |" in markdown and "| x265" not in markdown
+    assert name == "video-ours" and markdown.startswith("## Video codecs vs x264 / x265: ours (")
+    assert "| x264 medium |" in markdown and "| ours |" in markdown and "| x265" not in markdown
