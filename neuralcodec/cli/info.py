@@ -52,11 +52,14 @@ def summarize(info: StreamInfo) -> dict[str, Any]:
     elif header.modality == Modality.VIDEO and meta.get("width", 0) > 0 and meta.get("height", 0) > 0:
         frames = meta.get("num_frames", 0)
         if frames > 0:
-            out["bits_per_pixel"] = file_bits / (meta["width"] * meta["height"] * frames)
+            pixels = meta["width"] * meta["height"] * frames
+            out["bits_per_pixel"] = file_bits / pixels
+            out["payload_bits_per_pixel"] = info.payload_bytes * 8 / pixels
             fps_num, fps_den = meta.get("fps_num", 0), meta.get("fps_den", 1) or 1
             if fps_num > 0:
                 out["duration_s"] = frames * fps_den / fps_num
                 out["bits_per_second"] = file_bits / out["duration_s"]
+                out["payload_bits_per_second"] = info.payload_bytes * 8 / out["duration_s"]
     return out
 
 
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if "nominal_bps" in summary["metadata"]:
         rows.append(("nominal", f"{summary['metadata']['nominal_bps'] / 1000:.3f} kbit/s (raw token bits)"))
     if "bits_per_pixel" in summary:
-        rows.append(("bits/pixel", f"{summary['bits_per_pixel']:.4f} (whole file)"))
+        rows.append(("bits/pixel", f"{summary['bits_per_pixel']:.4f} (whole file), "
+                                   f"{summary.get('payload_bits_per_pixel', 0):.4f} payload"))
     extra = {k: v for k, v in summary["metadata"].items()
              if k not in {"sample_rate", "channels", "num_samples", "width", "height", "num_frames", "fps_num", "fps_den",
                          "nominal_bps"}}

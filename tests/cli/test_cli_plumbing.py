@@ -90,3 +90,6 @@ def test_console_entry_point_runs_as_module():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "frames" in result.stdout and "bits/pixel" in result.stdout
+    rate = next(line for line in result.stdout.splitlines() if line.startswith("bitrate:"))
+    actual, payload = (float(part.split()[0]) for part in rate.split(":", 1)[1].split(","))
+    assert 0 < payload < actual  # payload excludes the container (it printed 0.000 for video before)
