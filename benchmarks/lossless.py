@@ -1,7 +1,7 @@
 """Lossless benchmark: probabilistic-circuit codec vs classical tools vs a small neural AR prior.
 
     python -m benchmarks.lossless [--crop 256] [--ar-seconds 120] [--repeats 3] [--only digits|gray16|tokens]
-    python -m benchmarks.lossless --only tokens [--tokens /work/runs/music-tokens] [--token-prior FILE]
+    python -m benchmarks.lossless --only tokens [--tokens /work/runs/music-tokens] [--token-prior FILE|MODEL]
     python -m benchmarks.lossless --select-tokens        # choose the token prior's settings (no RESULTS.md)
 
 Two held-out data sets, all methods on the *same arrays*:
@@ -27,7 +27,8 @@ Token grids (``--only tokens``, its own section ``lossless-tokens``): the circui
 the shipped ``music`` model's RVQ codes (8 codebooks x 1024, 50 frames/s),
 :class:`~neuralcodec.entropy.circuits.token_grid.CircuitTokenPrior`. It is fitted here, with a fixed
 seed, on the ``codec tokenize`` output of the music training subset (``--tokens``; 114 files,
-146 min) unless ``--token-prior`` names a saved one; held-out data are the tokens of every dev
+146 min) unless ``--token-prior`` names a saved one or a model that carries one (``--token-prior
+music``: the circuit shipped inside the model, fitted by ``codec train experiment=music_circuit_prior``); held-out data are the tokens of every dev
 music clip in ``shared/data/music`` (``load_codec("music").encode`` of the mono mix; never used
 for training). Compared on the same ``[Q, T]`` arrays, one stream per clip: the music model's own
 causal ``TokenPrior`` (its ``compress``/``decompress``, what ``codec encode`` writes per chunk, here
@@ -304,6 +305,8 @@ TOKEN_EMISSIONS = "codebook"
 #: hidden 32); window 8 / hidden 32 and per-position emissions were stopped unfinished on the
 #: loaded machine (per-position emissions were 0.6 bits/token worse on the first epoch's training
 #: likelihood).
+#: ``codec tokenize`` output of each shipped audio model's training subset (``--tokens`` default)
+TOKEN_FOLDERS = {"music": "/work/runs/music-tokens", "speech": "/work/runs/speech-tokens-v03"}
 TOKEN_CANDIDATES = [(2, 64, "codebook"), (4, 32, "codebook"), (4, 64, "codebook"), (8, 32, "codebook"),
                     (4, 32, "position")]
 
@@ -340,14 +343,15 @@ def select_token_prior(folder: str | Path) -> None:
               f"(fit {time.process_time() - t0:.0f} CPU s)", flush=True)
 
 
-def dev_music_tokens(codec) -> list[tuple[str, np.ndarray]]:
-    """``(name, codes [Q, T] int64)`` of every dev music clip (mono mix, whole file)."""
+def dev_tokens(codec, kind: str = "music") -> list[tuple[str, np.ndarray]]:
+    """``(name, codes [Q, T] int64)`` of every dev clip of ``kind`` (``shared/data/<kind>``; mono mix,
+    whole file)."""
     from neuralcodec.codecs.lossless.data import SHARED_DATA
     from neuralcodec.media.audio import load_audio
 
-    paths = sorted((SHARED_DATA / "music").rglob("*.flac"))
+    paths = sorted((SHARED_DATA / kind).rglob("*.flac"))
     if not paths:
-        raise ModelError(f"no dev music clips under {SHARED_DATA / 'music'}")
+        raise ModelError(f"no dev {kind} clips under {SHARED_DATA / kind}")
     out = []
     for p in paths:
         wav, rate = load_audio(p, channels="mono")
@@ -355,20 +359,40 @@ def dev_music_tokens(codec) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None = None) -> tuple[str, str]:
-    """The token-grid table (markdown) and a short description of how the prior was obtained."""
+def load_token_prior(spec: str):
+    """A saved :class:`CircuitTokenPrior` file, or the circuit prior an audio model carries (a shipped
+    model name or an exported ``.safetensors``): ``(prior, description)``."""
+    from neuralcodec.codecs.registry import available_models, load_codec
+    from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior
+
+    if spec not in available_models():
+        try:
+            return CircuitTokenPrior.load(spec), f"loaded from `{spec}`"
+        except ValueError:
+            pass  # not a prior file: a model file
+    codec = load_codec(spec)
+    if getattr(codec, "circuit_prior", None) is None:
+        raise ModelError(f"model {spec!r} carries no circuit prior")
+    fit = ", ".join(f"{k} {v}" for k, v in codec.circuit_prior.config.items())
+    return codec.circuit_prior.prior, (f"the one model `{spec}` carries ({fit}; entropy model id "
+                                       f"`{codec.circuit_prior.entropy_model_id}`)")
+
+
+def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None = None,
+               model: str = "music") -> tuple[str, str, int]:
+    """The token-grid table (markdown), a short description of how the prior was obtained and the
+    model's number of codebooks, on the dev clips of the shipped model ``model`` (``music``/``speech``)."""
     import zstandard
 
     from neuralcodec.codecs.registry import load_codec
-    from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior
 
-    codec = load_codec("music")
-    clips = dev_music_tokens(codec)
+    codec = load_codec(model)
+    clips = dev_tokens(codec, model)
     grids = [g for _, g in clips]
     q_all = codec.num_codebooks
+    raw = math.log2(codec.codebook_size)
     if prior_path:
-        pc = CircuitTokenPrior.load(prior_path)
-        how = f"loaded from `{prior_path}`"
+        pc, how = load_token_prior(prior_path)
     else:
         train = [g for g, _ in training_token_grids(folder)]
         t0 = time.process_time()
@@ -382,7 +406,7 @@ def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None
             f"{pc.circuit.num_parameters()} parameters")
     tp = codec.prior
     rows = []
-    for q in (q_all, q_all // 2, 1):
+    for q in sorted({q_all, q_all // 2, 1} - {0}, reverse=True):
         sub = [g[:q] for g in grids]
         tokens = sum(g.size for g in sub)
         streams, t_enc = timed(lambda: [pc.compress(g) for g in sub])
@@ -401,18 +425,18 @@ def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None
         rows += [
             f"| {q} | circuit prior (HCLT, {pc.window}-frame windows) | {pc_bits:.4f} | {nll:.4f} | "
             f"{timing(t_enc, t_dec)} |",
-            f"| {q} | music model's causal TokenPrior | {tp_bits:.4f} | - | {timing(tp_enc, tp_dec)} |",
-            f"| {q} | raw (10 bits/token) | 10.0000 | - | - | - |",
+            f"| {q} | {model} model's causal TokenPrior | {tp_bits:.4f} | - | {timing(tp_enc, tp_dec)} |",
+            f"| {q} | raw ({raw:g} bits/token) | {raw:.4f} | - | - | - |",
             f"| {q} | zstd -19 (int16 array) | {zs * 8 / tokens:.4f} | - | - | - |",
             f"| {q} | xz -9e (int16 array) | {xz * 8 / tokens:.4f} | - | - | - |",
         ]
         print(*rows[-5:], sep="\n", flush=True)
     frames = sum(g.shape[1] for g in grids)
     lines = [f"{len(clips)} dev clips, {frames} frames ({frames / codec.frame_rate / 60:.1f} min) of "
-             f"`music` tokens; q = codebooks coded (the first q of {q_all}: the codec's lower bitrates).", "",
+             f"`{model}` tokens; q = codebooks coded (the first q of {q_all}: the codec's lower bitrates).", "",
              "| q | method | actual bits/token | model NLL bits/token | encode s | decode s |",
              "|---|---|---|---|---|---|", *rows]
-    return "\n".join(lines), how
+    return "\n".join(lines), how, q_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,9 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ar-seconds", type=float, default=120.0, help="training CPU seconds of each neural AR prior")
     parser.add_argument("--only", choices=["digits", "gray16", "tokens"],
                         help="run one data set (RESULTS.md is not updated, except for tokens: its own section)")
-    parser.add_argument("--tokens", default="/work/runs/music-tokens",
-                        help="'codec tokenize' output of the music training subset (fits the token prior)")
-    parser.add_argument("--token-prior", help="a saved CircuitTokenPrior instead of fitting one")
+    parser.add_argument("--tokens", help="'codec tokenize' output of the model's training subset (fits the token "
+                        "prior; default /work/runs/music-tokens, speech: /work/runs/speech-tokens-v03)")
+    parser.add_argument("--token-model", choices=["music", "speech"], default="music",
+                        help="whose tokens (its dev clips; section lossless-tokens, speech: lossless-tokens-speech)")
+    parser.add_argument("--token-prior", help="a saved CircuitTokenPrior, or a model carrying one (e.g. 'music'), "
+                        "instead of fitting one")
     parser.add_argument("--save-token-prior", help="write the fitted CircuitTokenPrior here")
     parser.add_argument("--select-tokens", action="store_true",
                         help="compare the token prior candidates on held-out training tokens, then exit")
@@ -440,19 +467,26 @@ def main(argv: list[str] | None = None) -> int:
         threadpool_limits = None
     if threadpool_limits is not None:
         threadpool_limits(1)
+    if args.tokens is None:
+        args.tokens = TOKEN_FOLDERS[args.token_model]
     if args.select_tokens:
         select_token_prior(args.tokens)
         return 0
     if args.only in (None, "tokens"):
-        table_md, how = run_tokens(args.tokens, args.token_prior, args.save_token_prior)
-        update_section("lossless-tokens", "\n\n".join([
-            "## Lossless: a circuit prior over the music codec's token grids",
-            f"`python -m benchmarks.lossless --only tokens` on {machine_line()}.",
+        table_md, how, q_all = run_tokens(args.tokens, args.token_prior, args.save_token_prior, args.token_model)
+        command = "python -m benchmarks.lossless --only tokens"
+        if args.token_model != "music":
+            command += f" --token-model {args.token_model}"
+        if args.token_prior:
+            command += f" --token-prior {args.token_prior}"
+        update_section("lossless-tokens" + ("" if args.token_model == "music" else f"-{args.token_model}"), "\n\n".join([
+            f"## Lossless: a circuit prior over the {args.token_model} codec's token grids",
+            f"`{command}` on {machine_line()}.",
             f"Circuit token prior: {how}. Every stream was decoded and compared. Times are CPU seconds "
             f"(process time, one thread, minimum of {REPEATS} runs) for all clips; both priors code each clip "
             "as one stream (the TokenPrior is sequential over frames and codebooks at the decoder; the "
             "circuit decodes all windows of a clip at once, variable by variable). The circuit codes "
-            "q < 8 codebooks under the exact marginal of the same model (no retraining); the TokenPrior "
+            f"q < {q_all} codebooks under the exact marginal of the same model (no retraining); the TokenPrior "
             "was trained with quantizer dropout for that.", table_md]))
         if args.only == "tokens":
             return 0

@@ -4,7 +4,10 @@ Encode: the input's extension picks the default model (``--model`` overrides it)
 and compresses the file, and chunks stream into the container as they are produced (written to
 a temporary file, renamed at the end). Decode: the header names the codec and model; the model is
 loaded (a shipped name, or ``--model PATH``), its fingerprint is checked against the header, and
-the codec writes the output file atomically.
+the codec writes the output file atomically. A model may carry more than one entropy model (audio: the
+token prior and an optional circuit prior); ``--entropy-model`` picks one at encode time, the
+header's entropy-model id records it, and decode selects it from there (or refuses the file if
+the loaded model does not carry it).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="image/video: search the setting whose file is closest to this many bits per pixel")
     enc.add_argument("--gop", type=int, help="video: frames per group of pictures (intra refresh period)")
     enc.add_argument("--steps", type=int, help="fitted codecs (NeRV): optimisation steps")
+    enc.add_argument("--entropy-model", dest="entropy_model", metavar="NAME",
+                     help="which of the model's entropy models codes the file (default: the model's default; "
+                     "audio: 'token-prior' or 'circuit' where the model carries a circuit prior); recorded in "
+                     "the file, so decode needs no option")
     enc.add_argument("--quiet", action="store_true", help="print nothing on success")
     enc.set_defaults(func=run_encode)
 
@@ -65,8 +72,11 @@ def _load(name_or_path: str):
     return load_codec(name_or_path)
 
 
-def encode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
-    """Compress ``source`` with a loaded ``codec`` into the container file ``target`` (atomically)."""
+def encode_to_file(codec, source: Path, target: Path, entropy_model: str | None = None, **options: Any) -> None:
+    """Compress ``source`` with a loaded ``codec`` into the container file ``target`` (atomically),
+    coding with its entropy model ``entropy_model`` (default: the codec's current selection)."""
+    if entropy_model is not None:
+        codec.select_entropy_model(entropy_model)
     metadata, chunks = codec.compress_file(source, **options)
     with BitstreamWriter(target, codec.stream_header(metadata)) as writer:
         for payload in chunks:
@@ -78,6 +88,7 @@ def decode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
     with BitstreamReader(source) as reader:
         header = reader.header
         header.check_model(codec.codec_id, codec.model_id, codec.fingerprint())
+        codec.select_entropy_model_for(header)
         header.check_entropy_model(codec.entropy_model_id, codec.coder_precision)
         codec.decompress_to_file(header.metadata, reader.chunks(), target, **options)
 
@@ -95,7 +106,7 @@ def run_encode(args: argparse.Namespace) -> int:
                                "pass --model")
     codec = _load(model)
     options: dict[str, Any] = {k: getattr(args, k, None) for k in ENCODE_OPTIONS}
-    encode_to_file(codec, source, target, **options)
+    encode_to_file(codec, source, target, entropy_model=args.entropy_model, **options)
     if not args.quiet:
         from neuralcodec.cli.info import summarize
         from neuralcodec.bitstream import scan_bitstream
@@ -103,7 +114,8 @@ def run_encode(args: argparse.Namespace) -> int:
         summary = summarize(scan_bitstream(target))
         rate = (f"{summary['bits_per_second'] / 1000:.3f} kbit/s" if "bits_per_second" in summary
                 else f"{summary.get('bits_per_pixel', 0):.4f} bits/pixel")
-        print(f"{source} -> {target}: {summary['file_bytes']} bytes, {rate} (model {codec.model_id})")
+        coded_by = "" if args.entropy_model is None else f", entropy model {codec.entropy_model}"
+        print(f"{source} -> {target}: {summary['file_bytes']} bytes, {rate} (model {codec.model_id}{coded_by})")
     return 0
 
 
@@ -118,6 +130,7 @@ def run_decode(args: argparse.Namespace) -> int:
         except ModelError as exc:
             raise ModelError(f"{exc} (the file needs model {header.model_id!r}; pass --model PATH)") from None
         header.check_model(codec.codec_id, codec.model_id, codec.fingerprint())
+        codec.select_entropy_model_for(header)
         header.check_entropy_model(codec.entropy_model_id, codec.coder_precision)
         options: dict[str, Any] = {k: getattr(args, k, None) for k in DECODE_OPTIONS}
         codec.decompress_to_file(header.metadata, reader.chunks(), target, **options)

@@ -46,6 +46,10 @@ class CodecModule(L.LightningModule):
         outside architecture, e.g. a baseline, overrides this)."""
         return build_codec(config)
 
+    def export_codec(self) -> Codec:
+        """The codec a finished run exports: eval mode, entropy models frozen."""
+        return self.codec.eval().freeze_entropy_models()
+
     # ----- hooks for codec families ---------------------------------------------------------
     def training_losses(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and the terms to log; codecs with a plain R-D objective override this."""

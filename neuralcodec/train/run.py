@@ -50,6 +50,8 @@ def train(cfg) -> Path | None:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from omegaconf import OmegaConf
 
+    import torch
+
     from neuralcodec.codecs.registry import save_codec
 
     L.seed_everything(int(cfg.seed), workers=True)
@@ -73,7 +75,8 @@ def train(cfg) -> Path | None:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
     if trainer.is_global_zero and cfg.export:
-        return save_codec(module.codec.eval().freeze_entropy_models(), run_dir / "model.safetensors")
+        half = torch.float16 if cfg.get("export_half") else None
+        return save_codec(module.export_codec(), run_dir / "model.safetensors", float_dtype=half)
     return None
 
 

@@ -46,3 +46,34 @@ def image_dir(tmp_path):
         Image.fromarray(smooth_photo(i)).save(folder / f"photo{i}.png")
     Image.fromarray(smooth_photo(9)[..., 0]).save(folder / "gray.png")  # grayscale is replicated
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_codec_path(tmp_path_factory):
+    """An exported (random-weight) tiny audio codec of the debug experiment's shape."""
+    from omegaconf import OmegaConf
+
+    from neuralcodec.codecs.registry import build_codec, save_codec
+    from neuralcodec.train.run import compose
+
+    cfg = compose(["experiment=debug"])
+
+    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
+    folder = tmp_path_factory.mktemp("model")
+    return save_codec(codec.eval().freeze_entropy_models(), folder / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def token_dir(tiny_codec_path, tmp_path_factory):
+    """``codec tokenize`` output of eight 0.75 s tone clips with :func:`tiny_codec_path` (token prior fits)."""
+    from neuralcodec.tokenize import tokenize_folder
+
+    rng = np.random.default_rng(1)
+    audio = tmp_path_factory.mktemp("audio")
+    for i in range(8):
+        t = np.arange(12000) / 16000
+        x = 0.3 * np.sin(2 * np.pi * (120 + 50 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        sf.write(str(audio / f"utt{i}.wav"), x, 16000)
+    out = tmp_path_factory.mktemp("tokens")
+    tokenize_folder(audio, out, model=str(tiny_codec_path), progress=False, accelerator="cpu")
+    return out

@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-from neuralcodec.codecs.registry import build_codec, load_codec, save_codec
+from neuralcodec.codecs.registry import load_codec
 from neuralcodec.errors import NeuralCodecError
-from neuralcodec.tokenize import tokenize_folder
 from neuralcodec.train.data.tokens import TokenDataModule, load_token_folders, pad_codes
 from neuralcodec.train.prior_module import TokenPriorModule
 from neuralcodec.train.run import compose, train
-
-
-@pytest.fixture(scope="module")
-def tiny_codec_path(tmp_path_factory):
-    """An exported (random-weight) tiny audio codec of the debug experiment's shape."""
-    cfg = compose(["experiment=debug"])
-    from omegaconf import OmegaConf
-
-    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
-    folder = tmp_path_factory.mktemp("model")
-    return save_codec(codec.eval().freeze_entropy_models(), folder / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def token_dir(tiny_codec_path, tmp_path_factory):
-    rng = np.random.default_rng(1)
-    audio = tmp_path_factory.mktemp("audio")
-    for i in range(8):
-        t = np.arange(12000) / 16000
-        x = 0.3 * np.sin(2 * np.pi * (120 + 50 * i) * t) + 0.02 * rng.standard_normal(t.size)
-        sf.write(str(audio / f"utt{i}.wav"), x, 16000)
-    out = tmp_path_factory.mktemp("tokens")
-    tokenize_folder(audio, out, model=str(tiny_codec_path), progress=False, accelerator="cpu")
-    return out
 
 
 def test_refit_through_hydra_exports_a_codec_with_the_new_prior(tiny_codec_path, token_dir, tmp_path):

@@ -26,6 +26,7 @@ from neuralcodec.codecs.audio.decoders import HiFiGANDecoder, VocosDecoder
 from neuralcodec.codecs.audio.encoder import SpectralEncoder
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.entropy import PRECISION, TABLE_VERSION, TokenPrior
+from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior, CircuitTokenPriorModule
 from neuralcodec.errors import BitstreamError, MediaError, UsageError
 from neuralcodec.media.audio import resample
 from neuralcodec.quantizers import QuantizerOutput, build_quantizer
@@ -53,10 +54,21 @@ class AudioCodec(Codec):
     :class:`SpectralEncoder`), ``decoder`` (``type``: ``vocos`` | ``hifigan`` + kwargs),
     ``quantizer`` (kwargs of :func:`neuralcodec.quantizers.build_quantizer`), ``prior`` (kwargs of
     :class:`neuralcodec.entropy.TokenPrior`), optional ``chunk_seconds`` and ``name``.
+
+    Optional ``circuit_prior`` (kwargs ``window``, ``hidden``, ``emissions`` of
+    :class:`~neuralcodec.entropy.circuits.token_grid.CircuitTokenPriorModule`): a second entropy
+    model for the same tokens, a probabilistic circuit fitted on tokenized data
+    (``codec train experiment=music_circuit_prior``). The token prior stays the default; the circuit
+    codes when selected (``select_entropy_model("circuit")``, ``codec encode --entropy-model circuit``),
+    and the container's entropy-model id names the one that coded a file. The circuit is not part of
+    the model fingerprint (it has its own, inside its id), so adding one to a model keeps every file
+    the model wrote decodable.
     """
 
     modality = Modality.AUDIO
     codec_id = "audio"
+    optional_entropy_models = ("circuit_prior",)
+    optional_entropy_model_ids = {"circuit-prior/": "circuit"}
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -75,6 +87,13 @@ class AudioCodec(Codec):
         else:
             raise ValueError(f"unknown decoder type {dec_type!r} (expected 'vocos' or 'hifigan')")
         self.prior = TokenPrior(list(self.quantizer.codebook_sizes), **cfg.get("prior", {}))
+        self.circuit_prior: CircuitTokenPriorModule | None = None
+        if cfg.get("circuit_prior") is not None:
+            sizes = set(self.quantizer.codebook_sizes)
+            if len(sizes) != 1:
+                raise ValueError(f"circuit_prior needs codebooks of one size, got {sorted(sizes)}")
+            self.circuit_prior = CircuitTokenPriorModule(self.quantizer.num_codebooks, sizes.pop(),
+                                                         **cfg["circuit_prior"])
         self.chunk_frames = max(1, int(round(float(cfg.get("chunk_seconds", 10.0)) * self.frame_rate)))
         # Context on each side of a chunk: covers the encoder's and decoder's receptive fields, so
         # chunked coding matches whole-file coding up to float rounding (see tests). Not with
@@ -110,12 +129,45 @@ class AudioCodec(Codec):
         return list(range(step, self.num_codebooks + 1, step))
 
     @property
+    def entropy_models(self) -> dict[str, str]:
+        """``token-prior`` (the default) and, when the model carries one, ``circuit``."""
+        models = {"token-prior": f"token-prior/{self.prior.context}/tables-v{TABLE_VERSION}"}
+        if self.circuit_prior is not None:
+            models["circuit"] = self.circuit_prior.entropy_model_id
+        return models
+
+    @property
     def entropy_model_id(self) -> str:
-        return f"token-prior/{self.prior.context}/tables-v{TABLE_VERSION}"
+        return self.entropy_models[self.entropy_model]
 
     @property
     def coder_precision(self) -> int:
-        return PRECISION
+        return PRECISION  # the token prior's tables and the circuit coder's (24 bits) alike
+
+    def set_circuit_prior(self, prior: CircuitTokenPrior | None) -> "AudioCodec":
+        """Carry ``prior`` (a circuit fitted on this codec's tokens) as the optional ``circuit``
+        entropy model, replacing any other; ``None`` drops it. The fingerprint does not change."""
+        if prior is None:
+            self.circuit_prior = None
+            self.config.pop("circuit_prior", None)
+        else:
+            sizes = set(self.codebook_sizes)
+            if prior.num_codebooks != self.num_codebooks or sizes != {prior.num_categories}:
+                raise ValueError(f"the circuit models {prior.num_codebooks} codebooks of {prior.num_categories} "
+                                 f"tokens, this codec has {self.num_codebooks} of {sorted(sizes)}")
+            self.circuit_prior = CircuitTokenPriorModule.from_prior(prior)
+            self.config["circuit_prior"] = self.circuit_prior.config
+        if self._entropy_model == "circuit" and prior is None:
+            self._entropy_model = None
+        return self
+
+    @property
+    def token_coder(self) -> TokenPrior | CircuitTokenPriorModule:
+        """The entropy model that codes the tokens now (:attr:`entropy_model`)."""
+        if self.entropy_model == "circuit":
+            assert self.circuit_prior is not None
+            return self.circuit_prior
+        return self.prior
 
     def nominal_bitrate(self, num_codebooks: int | None = None) -> float:
         """Bits per second of the raw token stream (``log2`` of codebook sizes x frame rate)."""
@@ -230,11 +282,13 @@ class AudioCodec(Codec):
         """Number of container chunks a stream with this metadata has."""
         return math.ceil(frames_for(self.model_samples(metadata), self.hop_length) / int(metadata["chunk_frames"]))
 
-    def _chunk_payloads(self, blocks: Iterator[Tensor], model_samples: int, q: int) -> Iterator[bytes]:
+    def _chunk_payloads(self, blocks: Iterator[Tensor], model_samples: int, q: int,
+                        coder: TokenPrior | CircuitTokenPriorModule) -> Iterator[bytes]:
         """Model-rate blocks ``[C, n]`` (any sizes, ``model_samples`` in all) -> chunk payloads.
 
         Keeps only one chunk plus the encoder margins in memory. Each chunk holds ``chunk_frames``
-        frames of every channel: per channel a ``u32`` length and the token prior's bytes.
+        frames of every channel: per channel a ``u32`` length and the bytes of ``coder`` (the
+        selected entropy model, fixed when the stream starts: its id is in the header).
         """
         hop, margin, size = self.hop_length, self.encoder_margin, self.chunk_frames
         frames = frames_for(model_samples, hop)
@@ -263,7 +317,7 @@ class AudioCodec(Codec):
             lo = max(0, start - margin)
             window = buffer[:, lo * hop - buffer_start: need - buffer_start].unsqueeze(1)
             codes = self._quantize(self.encoder(window), q)[..., start - lo: stop - lo]
-            strings = self.prior.compress(codes)
+            strings = coder.compress(codes)
             yield b"".join(struct.pack("<I", len(s)) + s for s in strings)
             keep_from = max(0, stop - margin) * hop
             buffer = buffer[:, keep_from - buffer_start:]
@@ -284,7 +338,7 @@ class AudioCodec(Codec):
         q = self._check_codebooks(num_codebooks)
         metadata = self._metadata(in_rate, wav.shape[0], wav.shape[1], q)
         model_wav = resample(wav.float(), in_rate, self.sample_rate)
-        return metadata, self._chunk_payloads(iter([model_wav]), self.model_samples(metadata), q)
+        return metadata, self._chunk_payloads(iter([model_wav]), self.model_samples(metadata), q, self.token_coder)
 
     def compress_file(self, path: Any, bitrate: float | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
         """Compress an audio file of any length with bounded memory (blockwise read and resampling)."""
@@ -301,7 +355,7 @@ class AudioCodec(Codec):
             raise MediaError(f"{path}: {info.channels} channels; at most 64 are supported")
         metadata = self._metadata(info.sample_rate, info.channels, info.num_frames, q)
         blocks = iter_audio_blocks(path, self.chunk_frames * self.hop_length, sample_rate=self.sample_rate)
-        return metadata, self._chunk_payloads(iter(blocks), self.model_samples(metadata), q)
+        return metadata, self._chunk_payloads(iter(blocks), self.model_samples(metadata), q, self.token_coder)
 
     def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
                            **options: Any) -> None:
@@ -344,7 +398,9 @@ class AudioCodec(Codec):
                 if written < samples:
                     emit(torch.zeros(channels, samples - written))
 
-    def _parse_chunk(self, payload: bytes, channels: int, num_frames: int, q: int, index: int) -> Tensor:
+    def _parse_chunk(self, payload: bytes, channels: int, num_frames: int, q: int, index: int,
+                     coder: TokenPrior | CircuitTokenPriorModule | None = None) -> Tensor:
+        coder = self.token_coder if coder is None else coder
         strings, offset = [], 0
         for c in range(channels):
             if offset + 4 > len(payload):
@@ -358,7 +414,7 @@ class AudioCodec(Codec):
         if offset != len(payload):
             raise BitstreamError(f"chunk {index}: {len(payload) - offset} unexpected trailing bytes")
         try:
-            codes = self.prior.decompress(strings, num_frames, num_codebooks=q)
+            codes = coder.decompress(strings, num_frames, num_codebooks=q)
         except BitstreamError:
             raise
         except Exception as exc:
@@ -382,6 +438,7 @@ class AudioCodec(Codec):
         frames = frames_for(model_samples, self.hop_length)
         expected = math.ceil(frames / chunk_frames)
         hop, margin = self.hop_length, self.decoder_margin
+        coder = self.token_coder
         history: list[Tensor] = []  # codes of recent chunks, [C, q, n] each
         history_start = 0  # frame index of history[0]
         emitted = 0  # frames already output
@@ -410,7 +467,7 @@ class AudioCodec(Codec):
             except StopIteration:
                 raise BitstreamError(f"stream ends after {index} of {expected} audio chunks") from None
             n = min(chunk_frames, frames - index * chunk_frames)
-            history.append(self._parse_chunk(payload, channels, n, q, index))
+            history.append(self._parse_chunk(payload, channels, n, q, index, coder))
             count += n
             # frames up to (count - margin) have full right context now
             if count - margin > emitted and index < expected - 1:

@@ -28,6 +28,7 @@ alphabets of ``K = 1024`` coded as a 32-way group then a 32-way offset). A strea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from neuralcodec.entropy.circuits.coder import CODER_VERSION, CircuitCoder
 from neuralcodec.entropy.circuits.em import FitConfig, fit_hclt
@@ -230,3 +232,124 @@ class CircuitTokenPrior:
         """Information content under the coder's integer tables (a stream is this plus <= 64 bits)."""
         rows, mask = self.rows(codes)
         return float(self.coder.code_bits(rows, mask).sum())
+
+
+class CircuitTokenPriorModule(nn.Module):
+    """A :class:`CircuitTokenPrior` as part of a codec (``AudioCodec.circuit_prior``).
+
+    The HCLT's parameters are this module's buffers (``circuit.parent``, ``circuit.prior``,
+    ``circuit.trans``, ``circuit.emit``), so they travel in the codec's state dict and its exported
+    file; the shape comes from the config entry (``window``, ``hidden``, ``emissions``). Coding goes
+    through a :class:`CircuitTokenPrior` built from the current buffers on first use (the freeze
+    step: :class:`CircuitCoder` turns them into integer tables) and rebuilt whenever they change
+    (EM updates, ``load_state_dict``). Float16 storage of the buffers costs next to nothing: the
+    coder renormalizes each row and rounds it to multiples of ``2**-24``, the resolution float16
+    has below ``2**-14`` anyway.
+
+    The module has its own :meth:`fingerprint` (config + buffers); it is part of
+    :attr:`entropy_model_id`, which the container records, so a file coded with one circuit is never
+    decoded with another. ``compress``/``decompress`` follow :class:`~neuralcodec.entropy.TokenPrior`'s
+    batch interface (one byte string per item of ``[B, q, T]``).
+    """
+
+    #: prefix of :attr:`entropy_model_id` (what a container header names)
+    ID_PREFIX = "circuit-prior/"
+
+    def __init__(self, num_codebooks: int, num_categories: int, window: int = 4, hidden: int = 64,
+                 emissions: str = "codebook") -> None:
+        super().__init__()
+        if num_codebooks < 1 or window < 1 or hidden < 1:
+            raise ValueError("need num_codebooks, window and hidden >= 1")
+        self.num_codebooks, self.num_categories = int(num_codebooks), int(num_categories)
+        self.window, self.emissions = int(window), emissions
+        self.circuit = HCLT(self.num_codebooks * self.window, self.num_categories, int(hidden),
+                            emit_groups=emission_groups(self.num_codebooks, self.window, emissions))
+        self._cache: tuple[tuple, CircuitTokenPrior, bytes] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The codec-config entry that rebuilds this module (``num_codebooks``/``num_categories``
+        come from the codec's quantizer)."""
+        return {"window": self.window, "hidden": self.circuit.hidden, "emissions": self.emissions}
+
+    @classmethod
+    def from_prior(cls, prior: CircuitTokenPrior) -> "CircuitTokenPriorModule":
+        """A module holding the parameters of an already fitted (or loaded) prior."""
+        module = cls(prior.num_codebooks, prior.num_categories, prior.window, prior.circuit.hidden, prior.emissions)
+        module.circuit.load_state_dict(prior.circuit.state_dict())
+        return module
+
+    def _key(self) -> tuple:
+        return tuple((t.data_ptr(), t._version) for t in self.circuit.buffers())
+
+    def _frozen(self) -> tuple[CircuitTokenPrior, bytes]:
+        key = self._key()
+        if self._cache is None or self._cache[0] != key:
+            prior = CircuitTokenPrior(self.circuit, self.num_codebooks, self.window, self.emissions)
+            digest = hashlib.blake2b(digest_size=16, person=b"nc.circuitprior")
+            digest.update(json.dumps({**self.config, "num_codebooks": self.num_codebooks,
+                                      "num_categories": self.num_categories, "coder_version": CODER_VERSION},
+                                     sort_keys=True).encode())
+            for name, t in sorted(self.circuit.state_dict().items()):
+                t = t.detach().cpu().contiguous()
+                digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+                digest.update(t.numpy().tobytes())
+            self._cache = (key, prior, digest.digest())
+        return self._cache[1], self._cache[2]
+
+    @property
+    def prior(self) -> CircuitTokenPrior:
+        """The frozen coder of the current parameters."""
+        return self._frozen()[0]
+
+    def fingerprint(self) -> bytes:
+        """16-byte BLAKE2b of the config, the coder version and every buffer."""
+        return self._frozen()[1]
+
+    @property
+    def entropy_model_id(self) -> str:
+        """``circuit-prior/hclt-v<coder version>/<first 8 fingerprint bytes, hex>``."""
+        return f"{self.ID_PREFIX}hclt-v{CODER_VERSION}/{self.fingerprint()[:8].hex()}"
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._cache = None
+
+    # -- coding (TokenPrior's batch interface) ------------------------------------------------------
+    def compress(self, codes: torch.Tensor) -> list[bytes]:
+        """One byte string per item of ``codes [B, q, T]`` (``q <= Q``)."""
+        if codes.dim() != 3:
+            raise ValueError(f"expected codes [B, q, T], got shape {tuple(codes.shape)}")
+        prior = self.prior
+        return [prior.compress(item) for item in codes.detach().cpu().numpy()]
+
+    def decompress(self, strings: Sequence[bytes], num_frames: int, num_codebooks: int | None = None) -> torch.Tensor:
+        """Inverse of :meth:`compress`: codes ``[B, q, num_frames]`` int64."""
+        prior = self.prior
+        out = [prior.decompress(bytes(s), num_frames, num_codebooks) for s in strings]
+        q = self.num_codebooks if num_codebooks is None else int(num_codebooks)
+        return torch.from_numpy(np.stack(out)) if out else torch.zeros(0, q, int(num_frames), dtype=torch.int64)
+
+    def bits_per_token(self, codes: torch.Tensor) -> torch.Tensor:
+        """Model ``-log2 p`` per observed token of ``codes [B, Q, T]`` (``-1`` = absent: marginalized),
+        float64 evaluation of the current parameters (a validation metric, not the coder's)."""
+        rows, mask = batch_rows(codes, self.window)
+        if rows.shape[0] == 0:
+            return torch.zeros((), dtype=torch.float64)
+        ll = self.circuit.log_prob(rows, mask, dtype=torch.float64)
+        return -ll.sum() / math.log(2.0) / mask.sum().clamp_min(1)
+
+
+def batch_rows(codes: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training rows of a padded batch ``codes [B, Q, T]`` (``-1`` = absent, as in
+    :class:`~neuralcodec.train.data.tokens.TokenDataModule` batches): every window of ``W`` frames
+    from the start of each item, ``rows [N, Q * W]`` int64 and the observed mask (windows with no
+    observed token are dropped)."""
+    b, q, t = codes.shape
+    n = -(-t // window)
+    padded = torch.full((b, q, n * window), -1, dtype=torch.int64)
+    padded[..., :t] = codes
+    rows = padded.reshape(b, q, n, window).permute(0, 2, 3, 1).reshape(b * n, window * q)
+    mask = rows >= 0
+    keep = mask.any(dim=1)
+    return rows[keep].clamp_min(0), mask[keep]

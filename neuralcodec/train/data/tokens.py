@@ -9,6 +9,7 @@ split never overlaps. Batches are ``[B, Q, T]`` int64; shorter items are padded 
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -60,19 +61,32 @@ def pad_codes(batch: Sequence[Tensor]) -> Tensor:
 
 
 class TokenCrops(Dataset):
-    """Random ``segment_frames`` crops (training) or the first ``segment_frames`` (validation)."""
+    """Random ``segment_frames`` crops (training) or the first ``segment_frames`` (validation).
 
-    def __init__(self, items: Sequence[Tensor], segment_frames: int, items_per_epoch: int | None, train: bool) -> None:
+    Training crops come from an item drawn uniformly (``weighting="item"``: every utterance counts
+    the same) or in proportion to its length (``"frames"``: every frame counts the same, as when
+    fitting on all windows of the data; short crops then sample the frames uniformly)."""
+
+    def __init__(self, items: Sequence[Tensor], segment_frames: int, items_per_epoch: int | None, train: bool,
+                 weighting: str = "item") -> None:
+        if weighting not in ("item", "frames"):
+            raise ValueError(f"weighting must be 'item' or 'frames', got {weighting!r}")
         self.items = [c for c in items if c.shape[1] >= 2]
         self.segment = int(segment_frames)
         self.train = train
         self.length = int(items_per_epoch) if (train and items_per_epoch) else len(self.items)
+        self.cum_frames = list(itertools.accumulate(c.shape[1] for c in self.items)) if weighting == "frames" else None
 
     def __len__(self) -> int:
         return self.length
 
+    def _draw(self) -> int:
+        if self.cum_frames is None:
+            return random.randrange(len(self.items))
+        return random.choices(range(len(self.items)), cum_weights=self.cum_frames)[0]
+
     def __getitem__(self, index: int) -> Tensor:
-        codes = self.items[random.randrange(len(self.items)) if self.train else index]
+        codes = self.items[self._draw() if self.train else index]
         frames = codes.shape[1]
         if frames <= self.segment:
             return codes
@@ -81,11 +95,12 @@ class TokenCrops(Dataset):
 
 
 class TokenDataModule(L.LightningDataModule):
-    """Batches of codes ``[B, Q, segment_frames]`` from ``codec tokenize`` folders."""
+    """Batches of codes ``[B, Q, segment_frames]`` from ``codec tokenize`` folders (validation: the
+    first ``val_segment_frames``, default ``segment_frames``, of each held-out item)."""
 
     def __init__(self, token_dirs: str | Sequence[str], segment_frames: int = 250, batch_size: int = 32,
                  val_fraction: float = 0.05, num_workers: int = 0, items_per_epoch: int = 20_000,
-                 fingerprint: str | None = None) -> None:
+                 fingerprint: str | None = None, weighting: str = "item", val_segment_frames: int | None = None) -> None:
         super().__init__()
         self.token_dirs = token_dirs
         self.segment_frames = int(segment_frames)
@@ -94,6 +109,8 @@ class TokenDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.items_per_epoch = int(items_per_epoch)
         self.fingerprint = fingerprint
+        self.weighting = weighting
+        self.val_segment_frames = int(val_segment_frames or segment_frames)
         self.train_set: TokenCrops | None = None
         self.val_set: TokenCrops | None = None
 
@@ -102,8 +119,8 @@ class TokenDataModule(L.LightningDataModule):
             return
         items = load_token_folders(self.token_dirs, self.fingerprint)
         train, val = split_by_key([(codes, key) for codes, key in items], self.val_fraction)
-        self.train_set = TokenCrops([c for c, _ in train], self.segment_frames, self.items_per_epoch, True)
-        self.val_set = TokenCrops([c for c, _ in val], self.segment_frames, None, False)
+        self.train_set = TokenCrops([c for c, _ in train], self.segment_frames, self.items_per_epoch, True, self.weighting)
+        self.val_set = TokenCrops([c for c, _ in val], self.val_segment_frames, None, False)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None

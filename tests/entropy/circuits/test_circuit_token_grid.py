@@ -122,3 +122,38 @@ def test_bad_input_is_refused_clearly(prior: CircuitTokenPrior) -> None:
         prior.decompress(prior.compress(good), 10, num_codebooks=4)
     with pytest.raises(ValueError, match="variables"):
         CircuitTokenPrior(prior.circuit, 2, W)
+
+
+def test_module_form_codes_like_the_prior_and_tracks_its_buffers(prior: CircuitTokenPrior) -> None:
+    """:class:`CircuitTokenPriorModule` (the codec's submodule): same streams as the prior it was
+    built from, a batch interface, and a fingerprint / entropy-model id that follow the buffers."""
+    from neuralcodec.entropy.circuits.token_grid import CircuitTokenPriorModule
+
+    module = CircuitTokenPriorModule.from_prior(prior)
+    grids = synthetic_grids(2, 37, seed=5)
+    codes = torch.from_numpy(np.stack(grids))
+    streams = module.compress(codes[:, :2])
+    assert streams == [prior.compress(g[:2]) for g in grids]
+    assert torch.equal(module.decompress(streams, 37, 2), codes[:, :2])
+    ident = module.entropy_model_id
+    assert ident.startswith("circuit-prior/hclt-v") and len(ident.rsplit("/", 1)[1]) == 16
+    # a reloaded copy (float16 storage, as in the shipped models) has its own identity, and codes alike
+    copy = CircuitTokenPriorModule(Q, K, W, prior.circuit.hidden)
+    copy.load_state_dict({k: v.half() for k, v in module.state_dict().items()})
+    assert copy.entropy_model_id != ident
+    assert torch.equal(copy.decompress(copy.compress(codes), 37), codes)
+    copy.load_state_dict(module.state_dict())  # the coder is rebuilt when the buffers change
+    assert copy.entropy_model_id == ident and copy.compress(codes[:, :2]) == streams
+
+
+def test_batch_rows_matches_grid_rows() -> None:
+    from neuralcodec.entropy.circuits.token_grid import batch_rows
+
+    grids = synthetic_grids(2, 7, seed=3)
+    batch = torch.full((2, Q, 9), -1, dtype=torch.int64)
+    batch[0, :, :7] = torch.from_numpy(grids[0])
+    batch[1, :, :5] = torch.from_numpy(grids[1][:, :5])
+    rows, mask = batch_rows(batch, W)
+    expected = [grid_to_rows(grids[0], Q, W), grid_to_rows(grids[1][:, :5], Q, W)]
+    assert torch.equal(rows, torch.from_numpy(np.concatenate([r for r, _ in expected])))
+    assert torch.equal(mask, torch.from_numpy(np.concatenate([m for _, m in expected])))
