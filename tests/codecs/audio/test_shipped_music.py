@@ -8,7 +8,8 @@ import soundfile as sf
 import torch
 
 from neuralcodec.cli import main
-from neuralcodec.codecs.registry import available_models, load_codec
+from neuralcodec.bitstream import scan_bitstream
+from neuralcodec.codecs.registry import PRETRAINED_DIR, available_models, load_codec
 from neuralcodec.eval.scoring import score
 from neuralcodec.media.audio import load_audio
 
@@ -57,3 +58,16 @@ def test_lower_bitrate_gives_smaller_file(shared_data, tmp_path):
         assert main(["encode", str(src), str(out), "--model", "music", "--bitrate", str(kbps), "--quiet"]) == 0
         sizes[kbps] = out.stat().st_size
     assert sizes[1.0] < 0.5 * sizes[4.0]
+
+
+def test_circuit_prior_codes_the_same_audio(shared_data, tmp_path):
+    """The shipped circuit prior (`--entropy-model circuit`): recorded in the file, decoded with no
+    option, same audio as the default token prior; the package stays under 40 MB."""
+    assert (PRETRAINED_DIR / "music.safetensors").stat().st_size <= 40e6
+    src = _excerpt(shared_data, tmp_path, seconds=2.0)
+    for name in ("token-prior", "circuit"):
+        assert main(["encode", str(src), str(tmp_path / f"{name}.bin"), "--model", "music", "--entropy-model", name,
+                     "--quiet"]) == 0
+        assert main(["decode", str(tmp_path / f"{name}.bin"), str(tmp_path / f"{name}.wav"), "--quiet"]) == 0
+    assert scan_bitstream(tmp_path / "circuit.bin").header.entropy_model_id == load_codec("music").entropy_models["circuit"]
+    assert (tmp_path / "circuit.wav").read_bytes() == (tmp_path / "token-prior.wav").read_bytes()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuralcodec.codecs.registry import available_models, load_codec
+from neuralcodec.bitstream import scan_bitstream
+from neuralcodec.cli import main
+from neuralcodec.codecs.registry import PRETRAINED_DIR, available_models, load_codec
 from neuralcodec.media.audio import load_audio
 from neuralcodec.train.metrics import speech_quality
 
@@ -37,3 +39,15 @@ def test_tokenizer_api_on_dev_clip(shared_data):
     assert codes.dtype == torch.int64 and codes.shape[:2] == (1, codec.num_codebooks)
     audio = codec.decode(codes)
     assert audio.shape == (1, 1, codes.shape[-1] * codec.hop_length)
+
+
+def test_circuit_prior_codes_the_same_audio(shared_data, tmp_path):
+    """The shipped circuit prior (`--entropy-model circuit`): recorded in the file, decoded with no
+    option, same audio as the default token prior; the package stays under 40 MB."""
+    assert (PRETRAINED_DIR / "speech.safetensors").stat().st_size <= 40e6
+    src = shared_data / "speech" / "cmu_arctic" / "cmu_arctic_us_axb_a0005.flac"
+    for name in ("token-prior", "circuit"):
+        assert main(["encode", str(src), str(tmp_path / f"{name}.bin"), "--entropy-model", name, "--quiet"]) == 0
+        assert main(["decode", str(tmp_path / f"{name}.bin"), str(tmp_path / f"{name}.wav"), "--quiet"]) == 0
+    assert scan_bitstream(tmp_path / "circuit.bin").header.entropy_model_id == load_codec("speech").entropy_models["circuit"]
+    assert (tmp_path / "circuit.wav").read_bytes() == (tmp_path / "token-prior.wav").read_bytes()
