@@ -303,15 +303,20 @@ def psnr_at_rate(anchor: list[Point], bpp: float, metric: str) -> float | None:
 
 def report(clips: list[Clip], results: dict[str, dict[str, list[Point] | str]], settings: Settings,
            title: str = "Video codecs vs x264 / x265") -> str:
+    ran = {name for per_clip in results.values() for name in per_clip}
+    nerv, conditional = "nerv" in ran, "video (conditional)" in ran
     lines = [f"## {title} (`python -m benchmarks.video`)", "",
              f"Command: `python -m benchmarks.video {settings.command}`.", "",
              f"{machine_line()}. Low-delay P anchors (ffmpeg libx264/libx265, `bframes=0`, keyint = GOP, "
              f"no scene-cut; size = elementary stream without the encoders' informational SEI), "
-             f"CRFs {', '.join(map(str, settings.crfs))}; our codecs at target bpp "
-             f"{', '.join(f'{r:g}' for r in settings.rates)} (NeRV: {settings.steps} fit steps per group). "
-             "bpp = whole file (container included) / pixels; PSNR-YUV = (6Y+U+V)/8, PSNR-RGB on BT.601 RGB, "
-             "both averaged over frames; fps = wall clock on 2 threads (NeRV encode fps = fitting; its note adds "
-             "the process CPU seconds per frame, which a busy or paused machine does not inflate).", ""]
+             f"CRFs {', '.join(map(str, settings.crfs))}; "
+             + (f"NeRV at target bpp {', '.join(f'{r:g}' for r in settings.rates)} ({settings.steps} fit steps per "
+                "group); " if nerv else "")
+             + ("the conditional codec at each of its qualities; " if conditional else "")
+             + "bpp = whole file (container included) / pixels; PSNR-YUV = (6Y+U+V)/8, PSNR-RGB on BT.601 RGB, "
+             "both averaged over frames; fps = wall clock on 2 threads"
+             + (" (NeRV encode fps = fitting; its note adds the process CPU seconds per frame, which a busy or "
+                "paused machine does not inflate)." if nerv else "."), ""]
     for clip in clips:
         lines += [f"### {clip.name} ({clip.width}x{clip.height}, {len(clip.frames)} frames, GOP {clip.gop})", "",
                   "| codec | bpp | PSNR-RGB | PSNR-YUV | enc fps | dec fps | note |", "|---|---|---|---|---|---|---|"]
