@@ -30,7 +30,14 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, name: str | No
     prefix = "codec."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     codec.load_state_dict(state)
-    codec.eval().freeze_entropy_models()
+    hp = ckpt["hyper_parameters"]
+    if "circuit" in hp and "source_fingerprint" in hp:
+        # a circuit-prior fit (CircuitPriorModule.export_codec): everything but the circuit is the source
+        # model as loaded; freezing again would rebuild the token prior's tables from the stored
+        # (float16) weights and could change them, the fingerprint, and so every file the model wrote
+        codec.eval()
+    else:
+        codec.eval().freeze_entropy_models()
     return save_codec(codec, output, float_dtype=torch.float16 if half else None)
 
 

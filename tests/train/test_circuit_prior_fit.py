@@ -25,6 +25,13 @@ def test_fit_through_hydra_adds_a_circuit_and_keeps_the_model(tiny_codec_path, t
     assert fitted.circuit_prior is not None and fitted.circuit_prior.config == {"window": 2, "hidden": 4,
                                                                                 "emissions": "codebook"}
     assert list(fitted.entropy_models) == ["token-prior", "circuit"]
+    # exporting the run's checkpoint by hand gives the same model (no re-freeze of the token prior)
+    from neuralcodec.train.export import export_checkpoint
+
+    by_hand = load_codec(export_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt",
+                                           tmp_path / "by-hand.safetensors", half=True))
+    assert by_hand.fingerprint() == base.fingerprint()
+    assert by_hand.circuit_prior.entropy_model_id == fitted.circuit_prior.entropy_model_id
     # float16 export (export_half: true): the circuit's tables too
     from safetensors import safe_open
 
