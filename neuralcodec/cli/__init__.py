@@ -73,7 +73,10 @@ def _describe(exc: BaseException) -> str:
     """One line for a user-facing exception (OSError carries the path in ``filename``)."""
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    text = str(exc).strip() or type(exc).__name__
+    try:
+        text = str(exc).strip() or type(exc).__name__
+    except Exception:  # e.g. a libsndfile error re-raised from a DataLoader worker cannot format itself
+        text = type(exc).__name__
     return " ".join(text.split("\n"))
 
 

@@ -71,7 +71,8 @@ def train(cfg) -> Path | None:
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if (cfg.resume and last.is_file()) else None
     if resume is None and cfg.get("init_from"):
-        _warm_start(module.codec, cfg.init_from, cfg.get("init_from_new_modules") or ())
+        _warm_start(module.codec, cfg.init_from, cfg.get("init_from_new_modules") or (),
+                    cfg.get("init_from_skip_modules") or ())
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
 
     if trainer.is_global_zero and cfg.export:
@@ -80,19 +81,29 @@ def train(cfg) -> Path | None:
     return None
 
 
-def _warm_start(codec, path: str, new_modules: Sequence[str] = ()) -> None:
+def _warm_start(codec, path: str, new_modules: Sequence[str] = (), skip_modules: Sequence[str] = ()) -> None:
     """Initialise a fresh run's codec from an exported model (e.g. a shipped one) with the same config.
 
     ``new_modules``: parameter-name prefixes the source may lack (modules this config adds); they
-    keep their fresh initialisation. Anything else missing or unexpected is an error.
+    keep their fresh initialisation. ``skip_modules``: prefixes of the source's parameters to leave
+    out (e.g. entropy models that continued training makes stale and that are refitted afterwards);
+    the run's own modules under them keep their fresh initialisation too. Anything else missing or
+    unexpected is an error.
     """
     from neuralcodec.codecs.registry import load_codec
+
+    def under(name: str, prefixes: Sequence[str]) -> bool:
+        return any(name == p or name.startswith(p.rstrip(".") + ".") for p in prefixes)
 
     source = load_codec(path)
     if source.config.get("codec") != codec.config.get("codec"):
         raise NeuralCodecError(f"init_from={path} is a {source.config.get('codec')!r} model, not {codec.config.get('codec')!r}")
-    missing, unexpected = codec.load_state_dict(source.state_dict(), strict=False)
-    missing = [k for k in missing if not any(k == p or k.startswith(p.rstrip(".") + ".") for p in new_modules)]
+    state = {k: v for k, v in source.state_dict().items() if not under(k, skip_modules)}
+    try:
+        missing, unexpected = codec.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches (strict=False still refuses those)
+        raise NeuralCodecError(f"init_from={path} does not fit this config: {str(exc).splitlines()[1].strip()}") from exc
+    missing = [k for k in missing if not under(k, tuple(new_modules) + tuple(skip_modules))]
     if missing or unexpected:
         raise NeuralCodecError(f"init_from={path} does not fit this config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     codec.train()

@@ -93,3 +93,15 @@ def test_console_entry_point_runs_as_module():
     rate = next(line for line in result.stdout.splitlines() if line.startswith("bitrate:"))
     actual, payload = (float(part.split()[0]) for part in rate.split(":", 1)[1].split(","))
     assert 0 < payload < actual  # payload excludes the container (it printed 0.000 for video before)
+
+
+def test_an_error_that_cannot_format_itself_is_still_one_line():
+    """A libsndfile error re-raised from a DataLoader worker raises in its own ``__str__``: the CLI's
+    one-line message must not crash on it (it did, printing a traceback in `codec train`)."""
+    from neuralcodec.cli import _describe
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise TypeError("an integer is required")
+
+    assert _describe(Unprintable()) == "Unprintable"

@@ -25,13 +25,14 @@ from neuralcodec.train.run import compose, config_dir, train
 CLAIMS = {
     "debug": (16000, 50, 2, 64, 600, ResidualVQ, VocosDecoder, False),
     "speech_rvq": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),
+    "speech_continue": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # speech_rvq, warm-started
     "music_rvq": (32000, 50, 8, 1024, 4000, ResidualVQ, VocosDecoder, False),
     "speech_wavtokenizer": (24000, 75, 1, 4096, 900, VectorQuantizer, VocosDecoder, True),  # 75 x 12 bits
     "speech_hificodec": (16000, 50, 4, 1024, 2000, GroupResidualVQ, HiFiGANDecoder, False),  # 2 groups x 2
     "speech_fsq": (24000, 75, 1, 4096, 900, FSQ, VocosDecoder, True),  # 8^4 implicit codes
 }
 # Lower bitrates a stream can use (GRVQ: whole stages, i.e. multiples of the number of groups).
-SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "music_rvq": list(range(1, 9)),
+SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "speech_continue": [1, 2, 3], "music_rvq": list(range(1, 9)),
             "speech_wavtokenizer": [1], "speech_hificodec": [2, 4], "speech_fsq": [1]}
 
 # Shrinks a preset to test size without touching what it claims (rates, codebooks, decoder type).
@@ -84,8 +85,29 @@ def test_every_audio_experiment_has_claims():
 def test_preset_builds_and_is_what_it_claims(name):
     codec = build_codec(_codec_config([f"experiment={name}"]))
     _check_claims(codec, name)
-    if name == "speech_rvq" or name == "music_rvq":
+    if name in ("speech_rvq", "speech_continue", "music_rvq"):
         assert codec.quantizer.dropout > 0  # one model, several bitrates
+
+
+def test_speech_continue_warm_starts_from_the_shipped_model_without_its_entropy_models():
+    """``init_from_skip_modules``: the shipped speech model's encoder, quantizer and decoder load into
+    the speech_continue preset; its token and circuit priors (stale once training moves the encoder)
+    are left out, and leaving them in is refused (this config builds no circuit prior)."""
+    from neuralcodec.errors import NeuralCodecError
+    from neuralcodec.train.run import _warm_start
+
+    cfg = compose(["experiment=speech_continue"])
+    assert list(cfg.init_from_skip_modules) == ["prior", "circuit_prior"] and cfg.model.adversarial_start == 0
+    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
+    fresh_prior = {k: v.clone() for k, v in codec.prior.state_dict().items()}
+    with pytest.raises(NeuralCodecError, match="does not fit"):
+        _warm_start(build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True)), cfg.init_from)
+    _warm_start(codec, cfg.init_from, (), cfg.init_from_skip_modules)
+    shipped = load_codec("speech")
+    for part in ("encoder", "quantizer", "decoder"):
+        ours, theirs = getattr(codec, part).state_dict(), getattr(shipped, part).state_dict()
+        assert all(torch.equal(ours[k], theirs[k].to(ours[k].dtype)) for k in theirs)
+    assert all(torch.equal(v, fresh_prior[k]) for k, v in codec.prior.state_dict().items())
 
 
 def test_wavtokenizer_40_frames_per_second_variant():

@@ -23,3 +23,18 @@ def test_debug_experiment_trains_resumes_and_exports(audio_dir, tmp_path):
     # resume: more steps continue from last.ckpt instead of starting over
     train(compose(overrides + ["trainer.max_steps=8"]))
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_training_file_removed_after_listing_is_named_in_the_error(audio_dir, tmp_path):
+    """A file that vanished (or broke) after the data module listed it: the error names it."""
+    import pytest
+
+    from neuralcodec.errors import NeuralCodecError
+    from neuralcodec.train.data.audio import AudioSegmentDataset, list_audio_files
+
+    files = list_audio_files(audio_dir)  # a per-test temporary folder
+    dataset = AudioSegmentDataset(files, 16000, 0.5, train=False)
+    gone = files[0][0]
+    gone.unlink()
+    with pytest.raises(NeuralCodecError, match=gone.name):
+        dataset[0]

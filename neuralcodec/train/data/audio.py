@@ -62,10 +62,14 @@ def _fast_resample(wav: Tensor, orig: int, new: int) -> Tensor:
 
 def _read_segment(path: Path, start_s: float, seconds: float, sample_rate: int) -> Tensor:
     """Decode ``seconds`` from ``start_s`` of ``path`` and resample: ``[C, N]`` float32 at ``sample_rate``."""
-    with sf.SoundFile(str(path)) as f:
-        rate = f.samplerate
-        f.seek(min(int(start_s * rate), max(f.frames - 1, 0)))
-        data = f.read(int(math.ceil(seconds * rate)) + 64, dtype="float32", always_2d=True)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            f.seek(min(int(start_s * rate), max(f.frames - 1, 0)))
+            data = f.read(int(math.ceil(seconds * rate)) + 64, dtype="float32", always_2d=True)
+    except Exception as exc:  # name the file: a bare libsndfile error from a worker says nothing
+        raise NeuralCodecError(f"cannot read training audio {path} (changed or removed since the file list "
+                               f"was made?): {type(exc).__name__}") from exc
     wav = torch.from_numpy(np.ascontiguousarray(data.T))
     return _fast_resample(wav, rate, sample_rate) if rate != sample_rate else wav
 
