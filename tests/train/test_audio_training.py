@@ -38,3 +38,28 @@ def test_a_training_file_removed_after_listing_is_named_in_the_error(audio_dir, 
     gone.unlink()
     with pytest.raises(NeuralCodecError, match=gone.name):
         dataset[0]
+
+
+def test_gan_steps_train_both_sides_and_restore_the_discriminators(audio_dir, tmp_path):
+    """The generator step freezes the discriminators (no wasted weight gradients); both optimisers
+    still update their own parameters on every iteration, and the freeze is undone afterwards."""
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = compose(["experiment=debug", f"data.train_dir={audio_dir}", f"run_dir={tmp_path / 'run'}",
+                   "data.val_fraction=0.3", "trainer.accelerator=cpu", "model.adversarial_start=0",
+                   "model.val_metrics=false"])
+    module = instantiate(cfg.model, _convert_="all")
+    datamodule = instantiate(cfg.data, _convert_="all")
+    disc_before = [p.detach().clone() for p in module.mpd.parameters()]
+    codec_before = [p.detach().clone() for p in module.codec.decoder.parameters()]
+    grads_into_disc = []
+    next(module.mpd.parameters()).register_hook(lambda g: grads_into_disc.append(1))
+    trainer = instantiate(cfg.trainer, max_steps=4, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+    assert module._generator_steps == 2  # 2 iterations x (discriminator + generator step)
+    assert len(grads_into_disc) == 2  # the discriminator steps only, none from the generator steps
+    assert all(p.requires_grad for p in module.mpd.parameters()) and all(p.requires_grad for p in module.mrd.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(disc_before, module.mpd.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(codec_before, module.codec.decoder.parameters()))
