@@ -96,7 +96,8 @@ def decode_to_file(codec, source: Path, target: Path, **options: Any) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     source, target = Path(args.input), Path(args.output)
     if not source.is_file():
-        raise NeuralCodecError(f"input file not found: {source}")
+        what = "is a directory, not a file" if source.is_dir() else "not found"
+        raise NeuralCodecError(f"input file {what}: {source}")
     if source.resolve() == target.resolve():
         raise NeuralCodecError("output path is the input file; choose another output name")
     model = args.model or DEFAULT_MODELS.get(source.suffix.lower())

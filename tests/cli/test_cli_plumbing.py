@@ -105,3 +105,11 @@ def test_an_error_that_cannot_format_itself_is_still_one_line():
             raise TypeError("an integer is required")
 
     assert _describe(Unprintable()) == "Unprintable"
+
+
+def test_encode_a_missing_input_or_a_folder_says_which(tmp_path, capsys):
+    assert main(["encode", str(tmp_path / "missing.wav"), str(tmp_path / "out.bin")]) == 1
+    assert main(["encode", str(tmp_path), str(tmp_path / "out.bin")]) == 1
+    err = capsys.readouterr().err
+    assert "input file not found" in err and "is a directory, not a file" in err
+    assert not (tmp_path / "out.bin").exists()
