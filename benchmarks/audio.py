@@ -198,20 +198,19 @@ def _preloaded(codec) -> Iterator[None]:
 
 def cli_encode(codec, src: Path, dst: Path) -> None:
     """Exactly what ``codec encode SRC DST --model ...`` runs, with the model already in memory."""
-    from neuralcodec.cli import coding
+    from neuralcodec.cli import build_parser, coding
 
-    args = argparse.Namespace(input=str(src), output=str(dst), model=codec.model_id, quiet=True,
-                              **{k: None for k in coding.ENCODE_OPTIONS})
+    # Parsed by the real parser, so a new `codec encode` option cannot leave this call behind.
+    args = build_parser().parse_args(["encode", str(src), str(dst), "--model", codec.model_id, "--quiet"])
     with _preloaded(codec):
         coding.run_encode(args)
 
 
 def cli_decode(codec, src: Path, dst: Path) -> None:
     """Exactly what ``codec decode SRC DST`` runs, with the model already in memory."""
-    from neuralcodec.cli import coding
+    from neuralcodec.cli import build_parser, coding
 
-    args = argparse.Namespace(input=str(src), output=str(dst), model=codec.model_id, quiet=True,
-                              **{k: None for k in coding.DECODE_OPTIONS})
+    args = build_parser().parse_args(["decode", str(src), str(dst), "--model", codec.model_id, "--quiet"])
     with _preloaded(codec):
         coding.run_decode(args)
 
