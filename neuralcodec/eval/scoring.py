@@ -55,9 +55,9 @@ def delay(decoded: torch.Tensor, reference: torch.Tensor, max_lag: int, rate: in
     lag = int(np.argmax(env)) + offset
     # Sample-exact refinement for waveform-preserving codecs, near the envelope's lag only.
     wave, woff = _xcorr_window(est, ref, max_lag)
-    near = [i for i in range(wave.size) if abs(i + woff - lag) <= width]
-    if near:
-        best = max(near, key=lambda i: wave[i])
+    lo, hi = max(0, lag - width - woff), min(wave.size, lag + width - woff + 1)
+    if lo < hi:
+        best = lo + int(np.argmax(wave[lo:hi]))
         norm = math.sqrt(float(np.dot(est, est)) * float(np.dot(ref, ref)))
         if norm > 0 and wave[best] / norm >= WAVEFORM_TRUST:
             lag = best + woff

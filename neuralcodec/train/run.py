@@ -102,7 +102,8 @@ def _warm_start(codec, path: str, new_modules: Sequence[str] = (), skip_modules:
     try:
         missing, unexpected = codec.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches (strict=False still refuses those)
-        raise NeuralCodecError(f"init_from={path} does not fit this config: {str(exc).splitlines()[1].strip()}") from exc
+        lines = str(exc).strip().splitlines()  # "Error(s) in loading ...", then one line per tensor
+        raise NeuralCodecError(f"init_from={path} does not fit this config: {lines[min(1, len(lines) - 1)].strip()}") from exc
     missing = [k for k in missing if not under(k, tuple(new_modules) + tuple(skip_modules))]
     if missing or unexpected:
         raise NeuralCodecError(f"init_from={path} does not fit this config: missing {missing[:3]}, unexpected {unexpected[:3]}")
