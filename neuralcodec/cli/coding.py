@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--target-bpp", dest="target_bpp", type=float,
                      help="image/video: search the setting whose file is closest to this many bits per pixel")
     enc.add_argument("--gop", type=int, help="video: frames per group of pictures (intra refresh period)")
-    enc.add_argument("--steps", type=int, help="fitted codecs (NeRV): optimisation steps")
+    enc.add_argument("--steps", type=int, help="fitted codecs (NeRV): optimisation steps; image: encoder-side "
+                     "latent refinement steps (slower encoding, same decoder; with --quality)")
     enc.add_argument("--entropy-model", dest="entropy_model", metavar="NAME",
                      help="which of the model's entropy models codes the file (default: the model's default; "
                      "audio: 'token-prior' or 'circuit' where the model carries a circuit prior); recorded in "

@@ -27,6 +27,7 @@ from neuralcodec.entropy.coder import StackDecoder
 from neuralcodec.entropy.factorized import FactorizedPrior
 from neuralcodec.entropy.gaussian import GaussianConditional
 from neuralcodec.entropy.intnet import ConvSpec, FixedPointConvNet
+from neuralcodec.entropy.ops import full_precision
 
 
 def _conv(cin: int, cout: int, k: int, stride: int) -> nn.Conv2d:
@@ -118,14 +119,16 @@ class Hyperprior(EntropyModel):
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(y_hat, {"y": likelihoods_y, "z": likelihoods_z})``; rate = ``-sum(log2(lik))``."""
         self._check(y)
-        z = self.h_a(y)
-        z_hat, lik_z = self.factorized(z)
-        means = self.h_s_mean(z_hat)
-        if self.use_exact_likelihoods():
-            idx = self.scale_indexes(z_hat)
-            y_hat, lik_y = self.gaussian(y, means=means, indexes=idx)
-        else:
-            y_hat, lik_y = self.gaussian(y, self.scales(z_hat), means)
+        with full_precision(y):  # the side branch is small; its rates need float32 (see full_precision)
+            y = y.float()
+            z = self.h_a(y)
+            z_hat, lik_z = self.factorized(z)
+            means = self.h_s_mean(z_hat)
+            if self.use_exact_likelihoods():
+                idx = self.scale_indexes(z_hat)
+                y_hat, lik_y = self.gaussian(y, means=means, indexes=idx)
+            else:
+                y_hat, lik_y = self.gaussian(y, self.scales(z_hat), means)
         return y_hat, {"y": lik_y, "z": lik_z}
 
     # -- coding -------------------------------------------------------------------------------------

@@ -46,8 +46,9 @@ class ImageRDModule(CodecModule):
     def __init__(self, codec: Mapping[str, Any], lr: float = 1e-4, betas: Sequence[float] = (0.9, 0.999),
                  weight_decay: float = 0.0, warmup_steps: int = 200, total_steps: int = 100_000,
                  grad_clip: float = 1.0, aux_lr_factor: float = 10.0, continuous_fraction: float = 0.5,
-                 quality_per: str = "image", val_qualities: Sequence[float] | None = None) -> None:
-        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip)
+                 quality_per: str = "image", val_qualities: Sequence[float] | None = None,
+                 channels_last: bool = False) -> None:
+        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip, channels_last)
         if quality_per not in ("image", "batch"):
             raise ValueError("quality_per must be 'image' or 'batch'")
         q = self.codec.num_qualities
@@ -120,11 +121,12 @@ class SingleRateImageRDModule(CodecModule):
 
     def __init__(self, codec: Mapping[str, Any], lmbda: float = 0.0067, lr: float = 1e-4,
                  betas: Sequence[float] = (0.9, 0.999), weight_decay: float = 0.0, warmup_steps: int = 200,
-                 total_steps: int = 100_000, grad_clip: float = 1.0, aux_lr_factor: float = 10.0) -> None:
+                 total_steps: int = 100_000, grad_clip: float = 1.0, aux_lr_factor: float = 10.0,
+                 channels_last: bool = False) -> None:
         if lmbda <= 0:
             raise ValueError("lmbda must be positive")
         codec = {**dict(codec), "lmbda": float(lmbda)}
-        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip)
+        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip, channels_last)
         self.save_hyperparameters({"lmbda": float(lmbda), "aux_lr_factor": aux_lr_factor})
 
     def build_model(self, config: Mapping[str, Any]):

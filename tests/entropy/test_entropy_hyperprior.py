@@ -80,3 +80,22 @@ def test_state_dict_round_trip(hyperprior):
     y = latents(1, 32, seed=4)
     assert fresh.fingerprint() == hyperprior.fingerprint()
     assert fresh.compress(y) == hyperprior.compress(y)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_rates_are_float32_under_mixed_precision(hyperprior, training):
+    """A bf16 autocast region (``trainer.precision=bf16-mixed``) must not reach the entropy model:
+    the likelihoods are those of the float32 computation, bit for bit."""
+    y = latents(1, 32, seed=4)
+    hyperprior.train(training)
+    try:
+        torch.manual_seed(0)
+        y_ref, lik_ref = hyperprior(y)
+        torch.manual_seed(0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y_mixed, lik_mixed = hyperprior(y)
+    finally:
+        hyperprior.eval()
+    assert lik_mixed["y"].dtype == torch.float32 and y_mixed.dtype == torch.float32
+    assert torch.equal(y_mixed, y_ref)
+    assert all(torch.equal(lik_mixed[k], lik_ref[k]) for k in lik_ref)

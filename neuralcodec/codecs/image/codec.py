@@ -28,11 +28,13 @@ from torch import Tensor
 
 from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
-from neuralcodec.codecs.image.gain import QualityGain
+from neuralcodec.codecs.image.gain import QualityGain, interpolate_lambdas
 from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_size
+from neuralcodec.codecs.image.refine import MAX_STEPS as MAX_REFINE_STEPS
+from neuralcodec.codecs.image.refine import refine_latent
 from neuralcodec.codecs.image.transforms import STRIDE, AnalysisTransform, SynthesisTransform
 from neuralcodec.entropy import Hyperprior
-from neuralcodec.entropy.ops import round_ste
+from neuralcodec.entropy.ops import full_precision, round_ste
 from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION
 from neuralcodec.errors import BitstreamError, MediaError, ModelError, NeuralCodecError
 
@@ -162,19 +164,21 @@ class ImageCodec(Codec):
             raise ValueError(f"expected images [B, 3, H, W], got {tuple(x.shape)}")
         height, width = x.shape[-2:]
         q = self._qualities(quality, x.shape[0], x.device)
-        y = self.g_a(pad_to_multiple(x, STRIDE)) * self.gain.gain(q)
+        y = self.g_a(pad_to_multiple(x, STRIDE))
         hp = self.hyperprior
-        if self.training:
-            z = hp.h_a(y)
-            z_hat, lik_z = hp.factorized(z)
-            means = hp.h_s_mean(z_hat)
-            y_noisy, lik_y = hp.gaussian(y, hp.scales(z_hat), means)
-            y_hat = round_ste(y - means) + means if self.decoder_quantization == "ste" else y_noisy
-        else:
-            y_hat, liks = hp(y)
-            lik_y, lik_z = liks["y"], liks["z"]
+        with full_precision(y):  # mixed-precision training: only the transforms run in low precision
+            y = y.float() * self.gain.gain(q)
+            if self.training:
+                z = hp.h_a(y)
+                z_hat, lik_z = hp.factorized(z)
+                means = hp.h_s_mean(z_hat)
+                y_noisy, lik_y = hp.gaussian(y, hp.scales(z_hat), means)
+                y_hat = round_ste(y - means) + means if self.decoder_quantization == "ste" else y_noisy
+            else:
+                y_hat, liks = hp(y)
+                lik_y, lik_z = liks["y"], liks["z"]
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
-        return ImageCodecOutput(crop_to(x_hat, height, width), _bits(lik_y), _bits(lik_z), height * width)
+        return ImageCodecOutput(crop_to(x_hat.float(), height, width), _bits(lik_y), _bits(lik_z), height * width)
 
     # ----- coding -----------------------------------------------------------------------------
     @staticmethod
@@ -196,8 +200,12 @@ class ImageCodec(Codec):
     def _code(self, y: Tensor, quality: float) -> list[bytes]:
         """Chunks ``[z bytes, y bytes]`` for the ungained latent ``y [1, M, h, w]`` at ``quality``."""
         q = torch.tensor([quality], dtype=torch.float32, device=y.device)
+        return self._code_gained(y * self.gain.gain(q))
+
+    def _code_gained(self, y: Tensor) -> list[bytes]:
+        """Chunks ``[z bytes, y bytes]`` for the gained latent ``y [1, M, h, w]``."""
         try:
-            (y_strings, z_strings), _ = self.hyperprior.compress(y * self.gain.gain(q))
+            (y_strings, z_strings), _ = self.hyperprior.compress(y)
         except ValueError as exc:
             raise ModelError(f"cannot entropy-code this image with model {self.model_id!r}: {exc}") from exc
         return [z_strings[0], y_strings[0]]
@@ -207,8 +215,10 @@ class ImageCodec(Codec):
 
     @torch.no_grad()
     def compress(self, x: Any, quality: float | int | None = None, target_bpp: float | None = None,
-                 **options: Any) -> tuple[Metadata, Iterator[bytes]]:
-        """Image ``[C, H, W]`` in [0, 1] -> (metadata, chunks). ``target_bpp`` searches the quality."""
+                 steps: int | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Image ``[C, H, W]`` in [0, 1] -> (metadata, chunks). ``target_bpp`` searches the quality;
+        ``steps`` > 0 refines the latent for this image first (slower encoding, same decoder; see
+        :mod:`neuralcodec.codecs.image.refine`)."""
         unsupported = sorted(k for k, v in options.items() if v is not None)
         if unsupported:
             raise NeuralCodecError("option(s) not supported by the image codec: "
@@ -221,6 +231,13 @@ class ImageCodec(Codec):
                                        f"got {quality}")
         if target_bpp is not None and not (math.isfinite(target_bpp) and target_bpp > 0):
             raise NeuralCodecError(f"--target-bpp must be a positive number, got {target_bpp}")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_REFINE_STEPS:
+                raise NeuralCodecError(f"--steps (latent refinement) must be an integer in 0..{MAX_REFINE_STEPS}, "
+                                       f"got {steps}")
+            if steps and target_bpp is not None:
+                raise NeuralCodecError("--steps (latent refinement) cannot be combined with --target-bpp; "
+                                       "give --quality")
         self.hyperprior.require_frozen()
         image = self._as_image(x)
         channels, height, width = image.shape
@@ -232,7 +249,25 @@ class ImageCodec(Codec):
         else:
             q_value = float(_format_quality(self.default_quality if quality is None else quality))
             chunks = self._code(y, q_value)
+            if steps:
+                chunks = self._refined(image, y, q_value, steps, chunks)
         return self._metadata(height, width, channels, q_value), iter(chunks)
+
+    def _refined(self, image: Tensor, y: Tensor, quality: float, steps: int, amortized: list[bytes]) -> list[bytes]:
+        """Chunks of the refined latent, or ``amortized`` where refining did not lower the exact
+        cost ``bpp + lambda(q) * 255^2 * MSE`` (actual file bits, decoded image)."""
+        channels, height, width = image.shape
+        rgb = (image.expand(3, -1, -1) if channels == 1 else image)[None].to(y.device)
+        q = torch.tensor([quality], dtype=torch.float32, device=y.device)
+        refined = self._code_gained(refine_latent(self, rgb, y * self.gain.gain(q), q, steps))
+        lam = float(interpolate_lambdas(self.lambdas, q)[0])
+        metadata = self._metadata(height, width, channels, quality)
+
+        def cost(chunks: list[bytes]) -> float:
+            mse = float((self.decompress(metadata, chunks) - image.cpu()).pow(2).mean())
+            return self._file_bits(metadata, chunks) / (height * width) + lam * 255.0**2 * mse
+
+        return refined if cost(refined) < cost(amortized) else amortized
 
     def _file_bits(self, metadata: Metadata, chunks: list[bytes]) -> int:
         """Exact size in bits of the file ``codec encode`` writes for these chunks."""
@@ -314,7 +349,7 @@ class ImageCodec(Codec):
 
     # ----- files ------------------------------------------------------------------------------
     def compress_file(self, path: Any, quality: float | int | None = None, target_bpp: float | None = None,
-                      **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+                      steps: int | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
         """Read an 8-bit image (RGB or grayscale) and compress it."""
         from neuralcodec.media import load_image
 
@@ -322,7 +357,7 @@ class ImageCodec(Codec):
         if unsupported:
             raise NeuralCodecError("option(s) not supported by the image codec: "
                                    + ", ".join("--" + k.replace("_", "-") for k in unsupported))
-        return self.compress(load_image(path, mode="auto"), quality=quality, target_bpp=target_bpp)
+        return self.compress(load_image(path, mode="auto"), quality=quality, target_bpp=target_bpp, steps=steps)
 
     def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
                            **options: Any) -> None:

@@ -78,3 +78,16 @@ def test_bad_inputs(model_path, tmp_path, capsys):
         assert main(["decode", str(out), str(dec), "--model", str(model_path), "--quiet"]) == 0
         channels = 1 if mode == "L" else 3
         assert load_image(dec).shape == (channels, size[1], size[0])
+
+
+def test_encode_with_latent_refinement(model_path, tmp_path, capsys):
+    src = _photo(tmp_path / "in.png")
+    out, dec = tmp_path / "out.bin", tmp_path / "dec.png"
+    args = ["encode", str(src), str(out), "--model", str(model_path), "--quality", "2", "--quiet"]
+    assert main(args + ["--steps", "3"]) == 0
+    assert main(["decode", str(out), str(dec), "--model", str(model_path), "--quiet"]) == 0
+    assert load_image(dec).shape == (3, 45, 70)
+    capsys.readouterr()
+    bad = tmp_path / "bad.bin"
+    assert main(["encode", str(src), str(bad), "--model", str(model_path), "--steps", "-2"]) != 0
+    assert "--steps" in capsys.readouterr().err and not bad.exists()

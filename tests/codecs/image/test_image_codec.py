@@ -151,3 +151,21 @@ def test_config_is_validated():
         make_codec(lambdas=[0.1, 0.01])
     with pytest.raises(NeuralCodecError, match="unknown"):
         make_codec(quantizer={"name": "rvq"})
+
+
+def test_bf16_autocast_runs_only_the_transforms_in_low_precision():
+    """Mixed-precision training (``trainer.precision=bf16-mixed``): outputs and code lengths stay
+    float32 and match the float32 pass to within the transforms' bf16 error."""
+    model = make_codec().train()
+    x = torch.rand(2, 3, 64, 64)
+    quality = torch.tensor([2.0, 5.5])
+    torch.manual_seed(1)
+    ref = model(x, quality)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(x, quality)
+    assert mixed.x_hat.dtype == torch.float32 and mixed.bits.dtype == torch.float32
+    assert torch.allclose(mixed.bits, ref.bits, rtol=0.05)
+    assert (mixed.x_hat - ref.x_hat).abs().mean() < 0.02
+    (mixed.bpp.mean() + mixed.x_hat.square().mean()).backward()
+    assert model.g_a[0].weight.grad is not None and torch.isfinite(model.g_a[0].weight.grad).all()
