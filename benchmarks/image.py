@@ -1,6 +1,7 @@
 """Image codec rate-distortion benchmark: the learned codec vs JPEG, WebP and AVIF at matched bpp.
 
-    python -m benchmarks.image [--model image] [--images DIR ...] [--qualities 1 2 ...] [--baseline-dir runs] [--no-write]
+    python -m benchmarks.image [--model image] [--images DIR ...] [--qualities 1 2 ...] [--baseline-dir runs]
+                               [--refine-steps N] [--no-write]
 
 For every development photo and quality level: the actual file size of ``codec encode`` (container
 included) in bits per pixel, PSNR over the 8-bit RGB (or gray) pixels and MS-SSIM of the decoded
@@ -8,7 +9,11 @@ image, and encode/decode wall time on 2 torch threads. For each such point, JPEG
 (through Pillow) are searched over their quality parameter for the file closest to the same bpp
 on the same image. BD-rate (the PyPI ``bjontegaard`` package, Akima interpolation) is computed per
 image against each codec and averaged; negative means fewer bits than the anchor at equal quality.
-The scikit-image photos are reported separately: the shipped model never saw them in training.
+The scikit-image photos (the issue's reference set) are also reported separately.
+
+``--refine-steps N`` also codes the photos of ``--refine-subset`` (default ``skimage``) with
+encoder-side latent refinement (``codec encode --steps N``) and reports its gain over the plain
+(amortized) encoder, with its encode time.
 
 ``--baseline-dir DIR`` adds the same-budget baseline: every CompressAI ``bmshj2018_hyperprior``
 model trained by ``codec train experiment=image_bmshj2018`` under ``DIR`` (one run per lambda; see
@@ -55,6 +60,8 @@ class ImageResult:
     baseline: list[Point] = field(default_factory=list)  # one point per trained bmshj2018 model
     baseline_encode_s: list[float] = field(default_factory=list)
     baseline_decode_s: list[float] = field(default_factory=list)
+    refined: list[Point] = field(default_factory=list)  # with --refine-steps, one point per quality
+    refined_encode_s: list[float] = field(default_factory=list)
 
 
 def msssim(ref: np.ndarray, test: np.ndarray) -> float:
@@ -69,21 +76,51 @@ def measure(ref: np.ndarray, test: np.ndarray, bits: int) -> Point:
     return Point(bits / (ref.shape[0] * ref.shape[1]), psnr(ref, test), msssim(ref, test))
 
 
-def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result: ImageResult) -> None:
-    """Encode/decode ``image`` at each quality through the real container bytes."""
+def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result: ImageResult,
+                  steps: int = 0) -> None:
+    """Encode/decode ``image`` at each quality through the real container bytes (``steps`` > 0:
+    with latent refinement, into ``result.refined``)."""
     from neuralcodec.bitstream import bitstream_to_bytes, read_bitstream
 
     for q in qualities:
         start = time.perf_counter()
-        metadata, chunks = codec.compress(image, quality=q)
+        metadata, chunks = codec.compress(image, quality=q, steps=steps or None)
         data = bitstream_to_bytes(codec.stream_header(metadata), list(chunks))
         middle = time.perf_counter()
         header, payloads = read_bitstream(io.BytesIO(data))
         decoded = codec.decompress(header.metadata, payloads)
         end = time.perf_counter()
-        result.encode_s.append(middle - start)
-        result.decode_s.append(end - middle)
-        result.neural.append(measure(ref, to_uint8(decoded), 8 * len(data)))
+        point = measure(ref, to_uint8(decoded), 8 * len(data))
+        if steps:
+            result.refined_encode_s.append(middle - start)
+            result.refined.append(point)
+        else:
+            result.encode_s.append(middle - start)
+            result.decode_s.append(end - middle)
+            result.neural.append(point)
+
+
+def refinement_report(results: list[ImageResult], qualities, steps: int) -> list[str]:
+    """Plain vs refined encoder on the photos coded both ways (empty list if none)."""
+    both = [r for r in results if r.refined]
+    if not both:
+        return []
+    subsets = ", ".join(sorted({r.subset for r in both}))
+    lines = ["", f"Encoder-side latent refinement (`codec encode --steps {steps}`; same model and decoder) on the "
+             f"{len(both)} {subsets} photos:", "",
+             "| quality | plain bpp / PSNR | refined bpp / PSNR |", "|---|---|---|"]
+    for i, q in enumerate(qualities):
+        lines.append(f"| {q:g} | {mean(r.neural[i].bpp for r in both):.3f} / {mean(r.neural[i].psnr for r in both):.2f} | "
+                     f"{mean(r.refined[i].bpp for r in both):.3f} / {mean(r.refined[i].psnr for r in both):.2f} |")
+    cells = []
+    for name, anchor in [("plain encoder", lambda r: r.neural)] + [(n, (lambda r, n=n: r.classic[n])) for n in CLASSIC]:
+        values = [v for v in (bd_rate(anchor(r), r.refined, "psnr") for r in both) if v is not None]
+        cells.append(f"vs {name} {mean(values):+.1f} % ({len(values)}/{len(both)})" if values else f"vs {name} n/a")
+    megapixels = sum(r.pixels for r in both) / 1e6 * len(qualities)
+    lines += ["", "BD-rate (PSNR) of the refined encoder: " + ", ".join(cells) + ". Refined encoding "
+              f"{sum(sum(r.refined_encode_s) for r in both) / megapixels:.1f} s/megapixel (plain: "
+              f"{sum(sum(r.encode_s) for r in both) / megapixels:.2f})."]
+    return lines
 
 
 def baseline_points(baselines, image: torch.Tensor, ref: np.ndarray, result: ImageResult) -> None:
@@ -187,7 +224,8 @@ def list_images(folders: list[Path]) -> list[tuple[Path, str]]:
     return found
 
 
-def report(results: list[ImageResult], codec, qualities, model_name: str, baselines=(), baseline_dir=None) -> str:
+def report(results: list[ImageResult], codec, qualities, model_name: str, baselines=(), baseline_dir=None,
+           refine_steps: int = 0) -> str:
     lines = ["## Image codec vs JPEG / WebP / AVIF (`python -m benchmarks.image`)", "",
              f"Model `{model_name}` (fingerprint `{codec.fingerprint().hex()[:16]}`, N={codec.N}, M={codec.M}, "
              f"{codec.num_qualities} quality levels); {len(results)} development photos; {machine_line()}.",
@@ -229,6 +267,7 @@ def report(results: list[ImageResult], codec, qualities, model_name: str, baseli
     dec = sum(sum(r.decode_s) for r in results) / megapixels
     lines += ["", f"Learned codec speed (2 torch threads, CPU): encode {enc:.2f} s/megapixel, decode {dec:.2f} s/megapixel "
               "(averaged over all images and qualities)."]
+    lines += refinement_report(results, qualities, refine_steps)
     if baselines:
         lines += baseline_report(results, baselines, baseline_dir)
         if len(baselines) < 4:
@@ -253,6 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, help="use only the first N images of each folder")
     parser.add_argument("--baseline-dir", type=Path,
                         help="folder holding `codec train experiment=image_bmshj2018` runs (e.g. runs/): measure them")
+    parser.add_argument("--refine-steps", type=int, default=0,
+                        help="also code the --refine-subset photos with latent refinement of this many steps")
+    parser.add_argument("--refine-subset", default="skimage", help="folder name of the photos to refine (default: skimage)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md unchanged")
     args = parser.parse_args(argv)
 
@@ -278,13 +320,17 @@ def main(argv=None) -> int:
         neural_points(codec, image, ref, qualities, result)
         classic_points(ref, result.neural, result)
         baseline_points(baselines, image, ref, result)
+        if args.refine_steps and subset == args.refine_subset:
+            neural_points(codec, image, ref, qualities, result, steps=args.refine_steps)
         results.append(result)
         best = result.neural[-1]
         print(f"{subset}/{path.name}: " + ", ".join(f"q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB"
                                                      for q, p in zip(qualities, result.neural))
               + f" | JPEG at {best.bpp:.3f} bpp: {result.classic['JPEG'][-1].psnr:.2f} dB"
-              + "".join(f" | bmshj2018 {p.bpp:.3f} bpp {p.psnr:.2f} dB" for p in result.baseline), flush=True)
-    markdown = report(results, codec, qualities, str(args.model), baselines, args.baseline_dir)
+              + "".join(f" | bmshj2018 {p.bpp:.3f} bpp {p.psnr:.2f} dB" for p in result.baseline)
+              + "".join(f" | refined q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB" for q, p in zip(qualities, result.refined)),
+              flush=True)
+    markdown = report(results, codec, qualities, str(args.model), baselines, args.baseline_dir, args.refine_steps)
     print(markdown)
     if not args.no_write:
         update_section("image", markdown)

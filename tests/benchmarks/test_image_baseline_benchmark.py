@@ -84,3 +84,18 @@ def test_report_has_baseline_rows_and_bd_rate_only_when_measured():
     assert "0.76 | 0.92 |" in text  # 0.05 s and 0.06 s over 0.065536 MP
     empty = report([result], codec, [1, 2, 3, 4], "m", [], "runs")
     assert "Not measured here" in empty and "none found under `runs`" in empty and "| bmshj2018" not in empty
+
+
+def test_report_has_a_refinement_section_only_when_refined():
+    codec = SimpleNamespace(fingerprint=lambda: bytes(8), N=16, M=24, num_qualities=4)
+    rates = [0.1, 0.2, 0.4, 0.8]
+    result = ImageResult("a.png", "skimage", 256 * 256, neural=_curve(rates, [28, 31, 34, 37]),
+                         encode_s=[0.1] * 4, decode_s=[0.1] * 4)
+    result.classic = {name: _curve(rates, [26, 29, 32, 35]) for name in CLASSIC}
+    assert "latent refinement" not in report([result], codec, [1, 2, 3, 4], "m")
+    # the refined encoder reaches the same PSNR with 0.8x the bits: -20 % against the plain one
+    result.refined = _curve([r * 0.8 for r in rates], [28, 31, 34, 37])
+    result.refined_encode_s = [6.5536] * 4
+    text = report([result], codec, [1, 2, 3, 4], "m", refine_steps=50)
+    assert "`codec encode --steps 50`" in text and "| 2 | 0.200 / 31.00 | 0.160 / 31.00 |" in text
+    assert "vs plain encoder -20.0 % (1/1)" in text and "100.0 s/megapixel (plain: 1.53)" in text
