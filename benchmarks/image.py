@@ -146,7 +146,7 @@ def baseline_report(results: list[ImageResult], baselines, baseline_dir) -> list
         return []
     lines = ["", f"Same-budget baseline: CompressAI `bmshj2018_hyperprior` (`compressai.models.ScaleHyperprior`) "
              f"trained by our trainer (`experiment=image_bmshj2018`: one run per lambda, same data, crops and "
-             f"optimiser as the shipped model, budget 12,000 steps per rate point; `steps` = what each run got), "
+             f"optimiser as the shipped model, float32, budget 21,000 steps per rate point; `steps` = what each run got), "
              f"{len(baselines)} models from "
              f"`{baseline_dir}`; actual bytes of CompressAI's `compress()` (its rANS coder) plus a 9-byte size "
              "header, decoded by its `decompress()`; same photos, 2 torch threads:", "",
