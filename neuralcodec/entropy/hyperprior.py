@@ -131,6 +131,17 @@ class Hyperprior(EntropyModel):
                 y_hat, lik_y = self.gaussian(y, self.scales(z_hat), means)
         return y_hat, {"y": lik_y, "z": lik_z}
 
+    def float_path(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(y_tilde, means, likelihoods_y, likelihoods_z)`` of the float scale branch, in float32
+        even under autocast; in train mode with the training proxies (noisy ``y_tilde``). For callers
+        that quantize ``y`` themselves from ``means`` (straight-through decoders, latent refinement)."""
+        with full_precision(y):
+            y = y.float()
+            z_hat, lik_z = self.factorized(self.h_a(y))
+            means = self.h_s_mean(z_hat)
+            y_tilde, lik_y = self.gaussian(y, self.scales(z_hat), means)
+        return y_tilde, means, lik_y, lik_z
+
     # -- coding -------------------------------------------------------------------------------------
     def compress(self, y: torch.Tensor) -> tuple[list[list[bytes]], tuple[int, int]]:
         """``([y_strings, z_strings], z_shape)``; one byte string per batch item in each list."""

@@ -34,7 +34,7 @@ from neuralcodec.codecs.image.refine import MAX_STEPS as MAX_REFINE_STEPS
 from neuralcodec.codecs.image.refine import refine_latent
 from neuralcodec.codecs.image.transforms import STRIDE, AnalysisTransform, SynthesisTransform
 from neuralcodec.entropy import Hyperprior
-from neuralcodec.entropy.ops import full_precision, round_ste
+from neuralcodec.entropy.ops import round_ste
 from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION
 from neuralcodec.errors import BitstreamError, MediaError, ModelError, NeuralCodecError
 
@@ -166,17 +166,13 @@ class ImageCodec(Codec):
         q = self._qualities(quality, x.shape[0], x.device)
         y = self.g_a(pad_to_multiple(x, STRIDE))
         hp = self.hyperprior
-        with full_precision(y):  # mixed-precision training: only the transforms run in low precision
-            y = y.float() * self.gain.gain(q)
-            if self.training:
-                z = hp.h_a(y)
-                z_hat, lik_z = hp.factorized(z)
-                means = hp.h_s_mean(z_hat)
-                y_noisy, lik_y = hp.gaussian(y, hp.scales(z_hat), means)
-                y_hat = round_ste(y - means) + means if self.decoder_quantization == "ste" else y_noisy
-            else:
-                y_hat, liks = hp(y)
-                lik_y, lik_z = liks["y"], liks["z"]
+        y = y.float() * self.gain.gain(q)  # mixed precision: only the transforms run in low precision
+        if self.training:
+            y_noisy, means, lik_y, lik_z = hp.float_path(y)
+            y_hat = round_ste(y - means) + means if self.decoder_quantization == "ste" else y_noisy
+        else:
+            y_hat, liks = hp(y)
+            lik_y, lik_z = liks["y"], liks["z"]
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
         return ImageCodecOutput(crop_to(x_hat.float(), height, width), _bits(lik_y), _bits(lik_z), height * width)
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from neuralcodec.codecs.image.gain import interpolate_lambdas
 from neuralcodec.codecs.image.padding import crop_to
-from neuralcodec.entropy.ops import full_precision, round_ste
+from neuralcodec.entropy.ops import round_ste
 
 #: Adam step size, in quantization steps of the gained latent.
 DEFAULT_LR = 0.1
@@ -64,11 +64,8 @@ def refine_latent(codec, x: Tensor, y: Tensor, quality: Tensor, steps: int, lr: 
         for step in range(steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr * (1.0 - step / steps)
-            with full_precision(latent):
-                z_noisy, lik_z = hp.factorized(hp.h_a(latent))
-                means = hp.h_s_mean(z_noisy)
-                _, lik_y = hp.gaussian(latent, hp.scales(z_noisy), means)
-                y_hat = round_ste(latent - means) + means
+            _, means, lik_y, lik_z = hp.float_path(latent)
+            y_hat = round_ste(latent - means) + means
             x_hat = crop_to(codec.g_s(y_hat * inverse_gain), height, width)
             bits = -(torch.log2(lik_y).sum() + torch.log2(lik_z).sum())
             loss = bits / (height * width) + lam * 255.0**2 * (x_hat.float() - x).pow(2).mean()
