@@ -7,7 +7,8 @@ Layers inside this package:
 * :mod:`.families` - quantized Gaussian / Laplace / logistic via precomputed tables per scale index.
 * :mod:`.intnet` - integer-exact networks for parameters the decoder must reproduce bit for bit.
 * Entropy models (``nn.Module``; ``forward`` for the rate, ``compress``/``decompress`` for bytes):
-  :class:`FactorizedPrior`, :class:`GaussianConditional`, :class:`Hyperprior`, :class:`TokenPrior`.
+  :class:`FactorizedPrior`, :class:`GaussianConditional`, :class:`Hyperprior` (and
+  :class:`CheckerboardHyperprior`, with a two-pass spatial context), :class:`TokenPrior`.
 
 Guarantees:
 
@@ -25,6 +26,7 @@ Guarantees:
 """
 
 from neuralcodec.entropy.base import EntropyModel
+from neuralcodec.entropy.checkerboard import CheckerboardHyperprior
 from neuralcodec.entropy.coder import (
     StackDecoder,
     StackEncoder,
@@ -41,6 +43,7 @@ from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION, TOTAL, TableBan
 from neuralcodec.entropy.token_prior import TokenPrior
 
 __all__ = [
+    "CheckerboardHyperprior",
     "EntropyModel",
     "FAMILIES",
     "FactorizedPrior",

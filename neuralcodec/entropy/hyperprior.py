@@ -41,6 +41,9 @@ def _deconv(cin: int, cout: int, k: int, stride: int) -> nn.ConvTranspose2d:
 class Hyperprior(EntropyModel):
     """Hyperprior entropy model for a latent ``y`` with ``y_channels`` channels."""
 
+    #: name in the entropy-model id a codec writes to its files
+    model_name = "mean-scale-hyperprior"
+
     def __init__(
         self,
         y_channels: int,

@@ -99,3 +99,25 @@ def test_short_training_orders_rate_and_quality(shared_data, tmp_path):
         psnrs.append(float(10 * torch.log10(1 / (decoded - image).pow(2).mean())))
     assert sizes == sorted(sizes) and sizes[-1] > 1.5 * sizes[0]
     assert psnrs == sorted(psnrs) and psnrs[0] > 20
+
+
+@pytest.mark.parametrize("experiment", ["image_continue", "image_checkerboard"])
+def test_warm_start_experiments_begin_at_the_shipped_model(experiment):
+    """The continuation experiments load the shipped weights; the checkerboard one adds zero-started
+    context networks, so before any step it codes exactly like the shipped model."""
+    from omegaconf import OmegaConf
+
+    from neuralcodec.codecs.registry import build_codec
+    from neuralcodec.train.run import _warm_start
+
+    cfg = compose([f"experiment={experiment}"])
+    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
+    _warm_start(codec, cfg.init_from, cfg.init_from_new_modules or (), cfg.init_from_skip_modules or ())
+    shipped = load_codec(cfg.init_from)
+    codec.eval()  # the loaded integer tables as shipped (the new context's integer weights are zero)
+    assert codec.hyperprior.frozen
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, ref = codec(x, 3.0), shipped(x, 3.0)
+    assert torch.allclose(ours.bits, ref.bits, rtol=1e-6)
+    assert torch.allclose(ours.x_hat, ref.x_hat, atol=1e-5)

@@ -33,7 +33,7 @@ from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_si
 from neuralcodec.codecs.image.refine import MAX_STEPS as MAX_REFINE_STEPS
 from neuralcodec.codecs.image.refine import refine_latent
 from neuralcodec.codecs.image.transforms import STRIDE, AnalysisTransform, SynthesisTransform
-from neuralcodec.entropy import Hyperprior
+from neuralcodec.entropy import CheckerboardHyperprior, Hyperprior
 from neuralcodec.entropy.ops import round_ste
 from neuralcodec.entropy.tables import PRECISION, TABLE_VERSION
 from neuralcodec.errors import BitstreamError, MediaError, ModelError, NeuralCodecError
@@ -45,6 +45,9 @@ MAX_PIXELS = 1 << 28
 QUALITY_DECIMALS = 4
 #: Default MSE rate-distortion weights (loss = bpp + lambda * 255^2 * MSE), lowest quality first.
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+#: ``entropy.context`` values: the latent's entropy model (``"checkerboard"`` adds a two-pass
+#: spatial context to the hyperprior; same file layout of chunks, different y chunk contents).
+ENTROPY_CONTEXTS = {"none": Hyperprior, "checkerboard": CheckerboardHyperprior}
 
 
 @dataclass
@@ -86,7 +89,8 @@ class ImageCodec(Codec):
     ``default_quality``, ``gain_spread`` (initial gain range), ``decoder_quantization``
     (``"ste"``: the synthesis sees rounded latents in training, ``"noise"``: noisy ones),
     ``entropy`` (kwargs of :class:`~neuralcodec.entropy.Hyperprior`: ``z_channels``,
-    ``hidden_channels``, ``scale_min``, ``scale_max``, ``num_scales``, ``act_frac_bits``),
+    ``hidden_channels``, ``scale_min``, ``scale_max``, ``num_scales``, ``act_frac_bits``, and
+    ``context``: ``"none"`` or ``"checkerboard"`` with ``context_hidden``, ``context_kernel``),
     ``target_bpp_refine`` (bisection steps between levels for ``target_bpp``), optional ``name``.
     """
 
@@ -117,15 +121,21 @@ class ImageCodec(Codec):
         entropy = dict(cfg.get("entropy", {}))
         z_channels = int(entropy.pop("z_channels", self.N))
         hidden = int(entropy.pop("hidden_channels", self.N))
+        context = str(entropy.pop("context", "none"))
+        if context not in ENTROPY_CONTEXTS:
+            raise ModelError(f"entropy.context must be one of {', '.join(ENTROPY_CONTEXTS)}, got {context!r}")
         self.g_a = AnalysisTransform(self.N, self.M)
         self.g_s = SynthesisTransform(self.N, self.M)
         self.gain = QualityGain(self.num_qualities, self.M, float(cfg.get("gain_spread", 3.0)))
-        self.hyperprior = Hyperprior(self.M, z_channels, hidden, **entropy)
+        try:
+            self.hyperprior = ENTROPY_CONTEXTS[context](self.M, z_channels, hidden, **entropy)
+        except TypeError as exc:  # an option of another entropy model, e.g. context_hidden without a context
+            raise ModelError(f"entropy options do not fit entropy.context={context!r}: {exc}") from None
 
     # ----- identity ---------------------------------------------------------------------------
     @property
     def entropy_model_id(self) -> str:
-        return f"mean-scale-hyperprior/{self.hyperprior.gaussian.family}/tables-v{TABLE_VERSION}"
+        return f"{self.hyperprior.model_name}/{self.hyperprior.gaussian.family}/tables-v{TABLE_VERSION}"
 
     @property
     def coder_precision(self) -> int:

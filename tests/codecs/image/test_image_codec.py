@@ -169,3 +169,28 @@ def test_bf16_autocast_runs_only_the_transforms_in_low_precision():
     assert (mixed.x_hat - ref.x_hat).abs().mean() < 0.02
     (mixed.bpp.mean() + mixed.x_hat.square().mean()).backward()
     assert model.g_a[0].weight.grad is not None and torch.isfinite(model.g_a[0].weight.grad).all()
+
+
+def test_checkerboard_context_codes_exactly(dev_images):
+    """``entropy.context=checkerboard``: the two-pass file decodes to the eval forward pass and its
+    size matches the estimate; the entropy-model id names the context; bad settings are refused."""
+    codec = make_codec(entropy={"z_channels": 16, "hidden_channels": 16, "context": "checkerboard",
+                                "context_hidden": 16})
+    with torch.no_grad():  # a context in use (a new model's last context layers are zero)
+        torch.manual_seed(3)
+        for layer in (codec.hyperprior.ctx_mean[-1], codec.hyperprior.ctx_scale.layers[-1]):
+            layer.weight.normal_(std=0.05)
+    codec.freeze()
+    assert codec.entropy_model_id.startswith("checkerboard-hyperprior/")
+    image = load_image(dev_images / "chelsea.png")
+    metadata, chunks = codec.compress(image, quality=4)
+    chunks = list(chunks)
+    decoded = codec.decompress(metadata, chunks)
+    assert abs(psnr_8bit(decoded, image) - psnr_8bit(forward_reconstruction(codec, image, 4.0), image)) <= 0.01
+    with torch.no_grad():
+        estimate = codec(image[None], 4.0).bits.item()
+    assert abs(8 * sum(len(c) for c in chunks) - estimate) / estimate < 0.01
+    with pytest.raises(NeuralCodecError, match="entropy.context"):
+        make_codec(entropy={"context": "raster"})
+    with pytest.raises(NeuralCodecError, match="context_hidden"):
+        make_codec(entropy={"context_hidden": 8})

@@ -1,0 +1,167 @@
+"""Checkerboard-context hyperprior: split/merge, warm start from a hyperprior, two-pass coding that
+matches the eval forward pass, integer-exact indices, and a context that really lowers the rate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from entropy_helpers import FLUSH_BYTES, bits, latents, single_thread
+
+from neuralcodec.entropy import CheckerboardHyperprior
+from neuralcodec.entropy.checkerboard import anchor_mask, merge_checkerboard, split_checkerboard
+
+
+def _new(**kwargs) -> CheckerboardHyperprior:
+    return CheckerboardHyperprior(16, 8, 16, training_quantization="ste", context_hidden=16, **kwargs)
+
+
+def _correlated_latents(batch: int, size: int, seed: int) -> torch.Tensor:
+    """Latents whose neighbours share a smooth component the side information is too coarse to
+    carry (4x4 blocks of z cannot follow it): a spatial context can predict it from the anchors."""
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(batch, 16, size + 2, size + 2, generator=g) * 24, 3, 1)
+    return smooth + torch.randn(batch, 16, size, size, generator=g) * 0.5
+
+
+def _train(model: CheckerboardHyperprior, steps: int, data=latents, lr: float = 1e-2) -> CheckerboardHyperprior:
+    opt = torch.optim.Adam([p for n, p in model.named_parameters() if "quantiles" not in n], lr=lr)
+    aux = torch.optim.Adam([model.factorized.quantiles], lr=0.5)
+    with single_thread():
+        for i in range(steps):
+            y = data(2, 16, seed=1000 + i)
+            _, lik = model(y)
+            loss = sum(-torch.log2(v).sum() for v in lik.values()) / y.numel()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            aux.zero_grad()
+            model.aux_loss().backward()
+            aux.step()
+    return model.freeze().eval()
+
+
+@pytest.fixture(scope="module")
+def checkerboard():
+    torch.manual_seed(0)
+    return _train(_new(), 12)
+
+
+def test_split_and_merge_are_inverse():
+    x = torch.randn(2, 3, 6, 8)
+    anchors, others = split_checkerboard(x)
+    assert anchors.shape == others.shape == (2, 3, 6, 4)
+    assert torch.equal(merge_checkerboard(anchors, others), x)
+    a_mask, o_mask = split_checkerboard(anchor_mask(6, 8))
+    assert bool((a_mask == 1).all()) and bool((o_mask == 0).all())
+    with pytest.raises(ValueError):
+        split_checkerboard(torch.zeros(1, 1, 4, 5))
+
+
+def test_starts_as_the_plain_hyperprior(hyperprior):
+    """Zero-initialised context: a warm start from a hyperprior has exactly its rates and files."""
+    model = _new()
+    missing, unexpected = model.load_state_dict(hyperprior.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(("ctx_mean.", "ctx_scale.")) for k in missing)
+    model.freeze().eval()
+    y = latents(2, 32, seed=5)
+    y_ref, lik_ref = hyperprior(y)
+    y_hat, lik = model(y)
+    assert torch.equal(y_hat, y_ref)
+    assert bits(lik["y"]) == pytest.approx(bits(lik_ref["y"]), rel=1e-9)
+    assert torch.equal(lik["z"], lik_ref["z"])
+
+
+def test_training_forward_reaches_the_context_networks():
+    model = _new()
+    torch.nn.init.normal_(model.ctx_mean[-1].weight, std=0.1)
+    torch.nn.init.normal_(model.ctx_scale.layers[-1].weight, std=0.1)
+    y = latents(2, 16, seed=6).requires_grad_(True)
+    _, lik = model(y)
+    sum(-torch.log2(v).sum() for v in lik.values()).backward()
+    assert y.grad is not None
+    assert model.ctx_mean[0].weight.grad.abs().sum() > 0
+    assert model.ctx_scale.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_round_trip_matches_eval_forward_and_exact_rate(checkerboard):
+    assert checkerboard.ctx_scale.layers[-1].weight.abs().sum() > 0  # the context is in use
+    y = latents(2, 48, seed=7)
+    y[0, 0, 0, :3] = torch.tensor([1e7, -1e7, 123.4])  # escapes, in an anchor and a non-anchor
+    y_hat, lik = checkerboard(y)
+    strings, z_shape = checkerboard.compress(y)
+    out = checkerboard.decompress(strings, z_shape)
+    assert torch.allclose(out, y_hat, atol=1e-3)
+    _, z_sym = checkerboard.decompress_symbols(strings, z_shape)
+    assert torch.equal(z_sym, checkerboard.factorized.symbols(checkerboard.h_a(y)))
+    reported = sum(bits(v) for v in lik.values())
+    actual = 8 * sum(len(s) for part in strings for s in part)
+    assert reported <= actual <= reported * 1.01 + 8 * FLUSH_BYTES * 4
+
+
+def test_decoding_does_not_depend_on_batch_or_threads(checkerboard):
+    y = latents(3, 32, seed=8)
+    strings, z_shape = checkerboard.compress(y)
+    together = checkerboard.decompress_symbols(strings, z_shape)[0]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = torch.cat([checkerboard.decompress_symbols([[strings[0][i]], [strings[1][i]]], z_shape)[0]
+                            for i in range(3)])
+        one_by_one = [checkerboard.compress(y[i:i + 1])[0] for i in range(3)]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(together, single)
+    assert [s[0][0] for s in one_by_one] == strings[0]
+
+
+def test_only_non_anchors_depend_on_the_anchors(checkerboard):
+    y = latents(1, 16, seed=9)
+    z_hat = checkerboard.factorized.dequantize(checkerboard.factorized.symbols(checkerboard.h_a(y)))
+    mask = anchor_mask(16, 16)
+    sym = torch.round(y) * mask
+    base = checkerboard._exact_indexes(z_hat, sym)
+    moved = checkerboard._exact_indexes(z_hat, sym + 40.0 * mask)
+    hyper_only = checkerboard._exact_indexes(z_hat, None)
+    a_base, n_base = split_checkerboard(base)
+    a_moved, n_moved = split_checkerboard(moved)
+    assert torch.equal(a_base, a_moved) and torch.equal(a_base, split_checkerboard(hyper_only)[0])
+    assert not torch.equal(n_base, n_moved)
+
+
+def test_context_lowers_the_rate_of_spatially_correlated_latents():
+    """Same training budget, same data: the checkerboard context codes neighbour-correlated
+    latents in fewer bits than the plain hyperprior (which it contains)."""
+    torch.manual_seed(1)
+    plain = _new()  # a context that stays zero: the plain hyperprior
+    for p in list(plain.ctx_mean.parameters()) + list(plain.ctx_scale.parameters()):
+        p.requires_grad_(False)
+    torch.manual_seed(1)
+    ctx = _new()
+    _train(plain, 60, _correlated_latents, lr=3e-3)
+    _train(ctx, 60, _correlated_latents, lr=3e-3)
+    y = _correlated_latents(2, 32, seed=99)
+    rate_plain = sum(bits(v) for v in plain(y)[1].values())
+    rate_ctx = sum(bits(v) for v in ctx(y)[1].values())
+    assert rate_ctx < 0.95 * rate_plain
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_rates_are_float32_under_mixed_precision(checkerboard, training):
+    y = latents(1, 32, seed=4)
+    checkerboard.train(training)
+    try:
+        torch.manual_seed(0)
+        y_ref, lik_ref = checkerboard(y)
+        torch.manual_seed(0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y_mixed, lik_mixed = checkerboard(y)
+    finally:
+        checkerboard.eval()
+    assert lik_mixed["y"].dtype == torch.float32 and y_mixed.dtype == torch.float32
+    assert torch.equal(y_mixed, y_ref)
+    assert all(torch.equal(lik_mixed[k], lik_ref[k]) for k in lik_ref)
+
+
+def test_bad_context_kernel():
+    with pytest.raises(ValueError):
+        _new(context_kernel=4)
