@@ -27,7 +27,8 @@ from torch import nn
 from neuralcodec.entropy.coder import StackDecoder, StackEncoder
 from neuralcodec.entropy.hyperprior import Hyperprior
 from neuralcodec.entropy.intnet import ConvSpec, FixedPointConvNet
-from neuralcodec.entropy.ops import full_precision, round_ste
+from neuralcodec.entropy.ops import round_ste
+from neuralcodec.precision import full_precision
 
 
 def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:

@@ -27,7 +27,7 @@ from neuralcodec.entropy.coder import StackDecoder
 from neuralcodec.entropy.factorized import FactorizedPrior
 from neuralcodec.entropy.gaussian import GaussianConditional
 from neuralcodec.entropy.intnet import ConvSpec, FixedPointConvNet
-from neuralcodec.entropy.ops import full_precision
+from neuralcodec.precision import full_precision
 
 
 def _conv(cin: int, cout: int, k: int, stride: int) -> nn.Conv2d:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 
@@ -45,11 +43,3 @@ def quantize_for_training(x: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "ste":
         return round_ste(x)
     raise ValueError(f"training quantization must be 'noise' or 'ste', got {mode!r}")
-
-
-def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Context in which autocast is off on ``x``'s device: probabilities, rounding and code lengths
-    must be computed in float32 even when a trainer runs the transforms in bf16/fp16
-    (``trainer.precision=bf16-mixed``): a bf16 latent of magnitude 20 has a step of 0.125, so its
-    rounding residual and likelihoods would be meaningless. Cast the inputs with ``.float()`` inside."""
-    return torch.autocast(device_type=x.device.type, enabled=False)

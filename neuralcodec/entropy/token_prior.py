@@ -49,6 +49,7 @@ from neuralcodec.entropy.coder import StackDecoder, StackEncoder
 from neuralcodec.entropy.intnet import ACT_BITS, quantize_bias, quantize_weight, weight_shift
 from neuralcodec.entropy.intnet import WEIGHT_BITS as INT_WEIGHT_BITS
 from neuralcodec.entropy.tables import TOTAL, WEIGHT_BITS, _freqs_from_valid_weights, freqs_from_pmf
+from neuralcodec.precision import full_precision
 
 CONTEXTS = ("static", "causal")
 _LUT_TOP_BITS = WEIGHT_BITS - 1  # largest softmax weight 2**37 (< 2**WEIGHT_BITS)
@@ -141,15 +142,17 @@ class TokenPrior(EntropyModel):
     def forward(self, codes: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Likelihoods ``[B, Q, T]`` of ``codes [B, Q, T]``; training rate ``-log2(lik).sum()``.
 
-        A frozen model in eval mode returns the coder's exact probabilities.
+        A frozen model in eval mode returns the coder's exact probabilities. Always float32, also
+        inside a mixed-precision (autocast) region.
         """
-        absent = codes < 0 if codes.numel() else None
-        if absent is not None and absent.any():
-            return self._forward_with_absent(codes, absent, context)
-        codes = self._check_codes(codes)
-        if self.use_exact_likelihoods():
-            return self._exact_likelihoods(codes, context).to(codes.device)
-        return self._float_likelihoods(codes, codes, context)
+        with full_precision(codes):
+            absent = codes < 0 if codes.numel() else None
+            if absent is not None and absent.any():
+                return self._forward_with_absent(codes, absent, context)
+            codes = self._check_codes(codes)
+            if self.use_exact_likelihoods():
+                return self._exact_likelihoods(codes, context).to(codes.device)
+            return self._float_likelihoods(codes, codes, context)
 
     def _float_likelihoods(self, codes: torch.Tensor, prev_codes: torch.Tensor,
                            context: torch.Tensor | None) -> torch.Tensor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
@@ -42,11 +41,6 @@ class QuantizerOutput:
     codes: Tensor
     loss: Tensor
     metrics: dict[str, Tensor] = field(default_factory=dict)
-
-
-def fp32_region(device: torch.device) -> AbstractContextManager:
-    """Context that switches autocast off, so distances and index arithmetic stay in fp32."""
-    return torch.autocast(device_type=device.type, enabled=False)
 
 
 def check_latent(z: Tensor, dim: int) -> None:

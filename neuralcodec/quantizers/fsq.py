@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from neuralcodec.precision import full_precision
 from neuralcodec.quantizers.base import (
     KeepFP32,
     Quantizer,
@@ -26,7 +27,6 @@ from neuralcodec.quantizers.base import (
     check_latent,
     check_num_codebooks,
     codes_to_rows,
-    fp32_region,
     from_rows,
     rows_to_codes,
     to_rows,
@@ -234,7 +234,7 @@ class FSQ(Quantizer, KeepFP32):
     # ----------------------------------------------------------------- public API
     def forward(self, z: Tensor) -> QuantizerOutput:
         """``z`` ``[B, D, ...]`` -> quantized (dtype of ``z``), codes ``[B, 1, ...]``."""
-        with fp32_region(z.device):
+        with full_precision(z.device):
             t, lead = self._pre_latent(z)
             digits, codes, counts = self._quantize(t, None)
             quantized = self._emit_latent(digits, lead).to(z.dtype)
@@ -245,14 +245,14 @@ class FSQ(Quantizer, KeepFP32):
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
         """``[B, D, ...]`` -> int64 codes ``[B, 1, ...]`` (``num_codebooks`` may only be None or 1)."""
         check_num_codebooks(num_codebooks, 1)
-        with fp32_region(z.device):
+        with full_precision(z.device):
             t, lead = self._pre_latent(z)
             codes = self.digits_to_indices(torch.round(self._bound(t)))
             return rows_to_codes(codes.unsqueeze(0), lead)
 
     def decode(self, codes: Tensor) -> Tensor:
         """int64 codes ``[B, 1, ...]`` -> fp32 latent ``[B, D, ...]``."""
-        with fp32_region(codes.device):
+        with full_precision(codes.device):
             flat, lead = codes_to_rows(codes, 1)
             check_code_range(flat, self.codebook_sizes, allow_dropped=False)
             return self._emit_latent(self.indices_to_digits(flat[0]).float(), lead)

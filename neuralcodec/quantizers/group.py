@@ -13,13 +13,13 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from neuralcodec.precision import full_precision
 from neuralcodec.quantizers.base import (
     Quantizer,
     QuantizerOutput,
     check_code_range,
     check_num_codebooks,
     codes_to_rows,
-    fp32_region,
     from_rows,
     rows_to_codes,
     to_rows,
@@ -96,7 +96,7 @@ class GroupResidualVQ(Quantizer):
 
     def forward(self, z: Tensor) -> QuantizerOutput:
         """``z`` ``[B, D, ...]`` -> quantized (dtype of ``z``), codes ``[B, G * n, ...]``."""
-        with fp32_region(z.device):
+        with full_precision(z.device):
             rows, lead = to_rows(z, self.dim)
             row_stages = self._row_stage_counts(lead, z.device)
             outs, codes, metrics = [], [], {}
@@ -116,14 +116,14 @@ class GroupResidualVQ(Quantizer):
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
         """``[B, D, ...]`` -> codes ``[B, k, ...]``; ``k`` must be a multiple of ``groups``."""
         stages = self._stages_for(num_codebooks)
-        with fp32_region(z.device):
+        with full_precision(z.device):
             rows, lead = to_rows(z, self.dim)
             codes = [rvq.encode_rows(part, stages) for rvq, part in zip(self.rvqs, self._split(rows), strict=True)]
             return rows_to_codes(rearrange(torch.stack(codes), "g s n -> (s g) n"), lead)
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[B, k, ...]`` (``k`` a multiple of ``groups``) -> fp32 latent ``[B, D, ...]``."""
-        with fp32_region(codes.device):
+        with full_precision(codes.device):
             flat, lead = codes_to_rows(codes, self.num_codebooks)
             self._stages_for(flat.shape[0])
             check_code_range(flat, self.codebook_sizes, allow_dropped=True)

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from neuralcodec.precision import full_precision
 from neuralcodec.quantizers.base import (
     Quantizer,
     QuantizerOutput,
     check_code_range,
     check_num_codebooks,
     codes_to_rows,
-    fp32_region,
     from_rows,
     rows_to_codes,
     to_rows,
@@ -152,7 +152,7 @@ class ResidualQuantizer(Quantizer):
     # ----------------------------------------------------------------- public API
     def forward(self, z: Tensor) -> QuantizerOutput:
         """``z`` ``[B, D, ...]`` -> quantized (dtype of ``z``), codes ``[B, n, ...]`` (-1 = dropped)."""
-        with fp32_region(z.device):
+        with full_precision(z.device):
             rows, lead = self.latent_in(z)
             out, codes, loss, results = self.forward_rows(rows, self.row_stage_counts(lead, z.device))
             metrics: dict[str, Tensor] = {}
@@ -165,13 +165,13 @@ class ResidualQuantizer(Quantizer):
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
         """``[B, D, ...]`` -> codes ``[B, k, ...]`` from the first ``k = num_codebooks`` stages."""
         k = check_num_codebooks(num_codebooks, len(self.stages))
-        with fp32_region(z.device):
+        with full_precision(z.device):
             rows, lead = self.latent_in(z)
             return rows_to_codes(self.encode_rows(rows, k), lead)
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[B, k, ...]`` (``k <= n``; ``-1`` = stage absent) -> fp32 latent ``[B, D, ...]``."""
-        with fp32_region(codes.device):
+        with full_precision(codes.device):
             flat, lead = codes_to_rows(codes, len(self.stages))
             check_code_range(flat, self.codebook_sizes, allow_dropped=True)
             return self.latent_out(self.decode_rows(flat), lead)

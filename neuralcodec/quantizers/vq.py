@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuralcodec.precision import full_precision
 from neuralcodec.quantizers.base import (
     Quantizer,
     QuantizerOutput,
@@ -24,7 +25,6 @@ from neuralcodec.quantizers.base import (
     check_latent,
     check_num_codebooks,
     codes_to_rows,
-    fp32_region,
     from_rows,
     rows_to_codes,
     to_rows,
@@ -201,7 +201,7 @@ class VectorQuantizer(Quantizer):
     # ----------------------------------------------------------------- public API
     def forward(self, z: Tensor) -> QuantizerOutput:
         """``z`` ``[B, D, ...]`` -> quantized ``[B, D, ...]`` (dtype of ``z``), codes ``[B, 1, ...]``."""
-        with fp32_region(z.device):
+        with full_precision(z.device):
             x_e, lead = self._embed_latent(z)
             q_est, res = self._quantize_embedded(x_e, None)
             quantized = self._emit_latent(q_est, lead).to(z.dtype)
@@ -212,13 +212,13 @@ class VectorQuantizer(Quantizer):
     def encode(self, z: Tensor, num_codebooks: int | None = None) -> Tensor:
         """``[B, D, ...]`` -> int64 codes ``[B, 1, ...]`` (``num_codebooks`` may only be None or 1)."""
         check_num_codebooks(num_codebooks, 1)
-        with fp32_region(z.device):
+        with full_precision(z.device):
             x_e, lead = self._embed_latent(z)
             return rows_to_codes(self.codebook.search(x_e).unsqueeze(0), lead)
 
     def decode(self, codes: Tensor) -> Tensor:
         """int64 codes ``[B, 1, ...]`` -> fp32 latent ``[B, D, ...]``."""
-        with fp32_region(codes.device):
+        with full_precision(codes.device):
             flat, lead = codes_to_rows(codes, 1)
             check_code_range(flat, self.codebook_sizes, allow_dropped=False)
             return self._emit_latent(self.codebook.lookup(flat[0]), lead)

@@ -9,13 +9,15 @@ import torch.nn.functional as F
 import torchaudio
 from torch import Tensor, nn
 
+from neuralcodec.precision import full_precision
 from neuralcodec.train.discriminators import DiscriminatorOutput
 
 
 class MultiResolutionMelLoss(nn.Module):
     """Mean L1 distance between log-mel spectrograms at several STFT resolutions.
 
-    Also serves as the validation "mel distance" metric. Inputs are ``[B, 1, T]`` waveforms.
+    Also serves as the validation "mel distance" metric. Inputs are ``[B, 1, T]`` waveforms; computed
+    in float32 even inside a mixed-precision region (log of small mel energies).
     """
 
     def __init__(self, sample_rate: int, fft_sizes: Sequence[int] = (256, 512, 1024, 2048),
@@ -27,35 +29,39 @@ class MultiResolutionMelLoss(nn.Module):
             for n, m in zip(fft_sizes, n_mels))
 
     def forward(self, fake: Tensor, real: Tensor) -> Tensor:
-        loss = fake.new_zeros(())
-        for mel in self.transforms:
-            loss = loss + F.l1_loss(torch.log(mel(fake[:, 0]).clamp_min(1e-5)), torch.log(mel(real[:, 0]).clamp_min(1e-5)))
-        return loss / len(self.transforms)
+        with full_precision(fake):
+            fake, real = fake.float(), real.float()
+            loss = fake.new_zeros(())
+            for mel in self.transforms:
+                loss = loss + F.l1_loss(torch.log(mel(fake[:, 0]).clamp_min(1e-5)),
+                                        torch.log(mel(real[:, 0]).clamp_min(1e-5)))
+            return loss / len(self.transforms)
 
 
 def discriminator_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
-    """Hinge loss for the discriminator, averaged over sub-discriminators."""
-    loss = real[0][0].new_zeros(())
+    """Hinge loss for the discriminator, averaged over sub-discriminators (float32 sums)."""
+    loss = real[0][0].new_zeros((), dtype=torch.float32)
     for (r, _), (f, _) in zip(real, fake):
-        loss = loss + F.relu(1 - r).mean() + F.relu(1 + f).mean()
+        loss = loss + F.relu(1 - r.float()).mean() + F.relu(1 + f.float()).mean()
     return loss / len(real)
 
 
 def generator_adversarial_loss(fake: DiscriminatorOutput) -> Tensor:
-    """Hinge generator loss, averaged over sub-discriminators."""
-    loss = fake[0][0].new_zeros(())
+    """Hinge generator loss, averaged over sub-discriminators (float32 sums)."""
+    loss = fake[0][0].new_zeros((), dtype=torch.float32)
     for f, _ in fake:
-        loss = loss + F.relu(1 - f).mean()
+        loss = loss + F.relu(1 - f.float()).mean()
     return loss / len(fake)
 
 
 def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) -> Tensor:
-    """Mean relative L1 distance between discriminator feature maps of real and generated audio."""
-    loss = real[0][0].new_zeros(())
+    """Mean relative L1 distance between discriminator feature maps of real and generated audio
+    (float32 sums, also for bf16 feature maps)."""
+    loss = real[0][0].new_zeros((), dtype=torch.float32)
     count = 0
     for (_, real_feats), (_, fake_feats) in zip(real, fake):
         for r, f in zip(real_feats, fake_feats):
-            r = r.detach()
+            r, f = r.detach().float(), f.float()
             loss = loss + (r - f).abs().mean() / (r.abs().mean() + 1e-5)
             count += 1
     return loss / max(count, 1)

@@ -159,3 +159,18 @@ def test_absent_codes_match_lower_bitrate_view():
     prior.eval().freeze()
     strings = prior.compress(codes[:, :2])
     assert torch.equal(prior.decompress(strings, 12, num_codebooks=2), codes[:, :2])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_likelihoods_are_float32_under_mixed_precision(causal_prior, training):
+    """Audio trainers may run the codec under bf16 autocast: the prior's rates are those of the
+    float32 computation, bit for bit."""
+    codes = markov_codes(2, 64, seed=7)
+    causal_prior.train(training)
+    try:
+        ref = causal_prior(codes)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = causal_prior(codes)
+    finally:
+        causal_prior.eval()
+    assert mixed.dtype == ref.dtype and ref.dtype in (torch.float32, torch.float64) and torch.equal(mixed, ref)

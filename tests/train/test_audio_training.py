@@ -63,3 +63,22 @@ def test_gan_steps_train_both_sides_and_restore_the_discriminators(audio_dir, tm
     assert all(p.requires_grad for p in module.mpd.parameters()) and all(p.requires_grad for p in module.mrd.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(disc_before, module.mpd.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(codec_before, module.codec.decoder.parameters()))
+
+
+def test_losses_stay_float32_under_mixed_precision():
+    """bf16 autocast (``trainer.precision=bf16-mixed``): the mel loss is the float32 one exactly, and
+    the GAN terms sum bf16 logits and feature maps in float32."""
+    import torch
+
+    from neuralcodec.train.losses import MultiResolutionMelLoss, feature_matching_loss, generator_adversarial_loss
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(2, 1, 4000, generator=g) * 0.1, torch.randn(2, 1, 4000, generator=g) * 0.1
+    mel = MultiResolutionMelLoss(16000)
+    ref = mel(fake, real)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = mel(fake, real)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, ref)
+    feats = [(torch.randn(2, 50, generator=g).bfloat16(), [torch.randn(2, 8, 50, generator=g).bfloat16()])]
+    assert generator_adversarial_loss(feats).dtype == torch.float32
+    assert feature_matching_loss(feats, feats).item() == 0.0
