@@ -31,11 +31,16 @@ from neuralcodec.entropy.ops import round_ste
 from neuralcodec.precision import full_precision
 
 
+def checkerboard(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """bool ``[1, 1, height, width]``, True at the anchors (``(i + j)`` even, coded first)."""
+    i = torch.arange(height, device=device)[:, None]
+    j = torch.arange(width, device=device)[None, :]
+    return ((i + j) % 2 == 0)[None, None]
+
+
 def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """``[1, 1, H, W]`` float mask, 1 at the anchors (``(i + j)`` even), 0 elsewhere."""
-    i = torch.arange(height, device=device).view(-1, 1)
-    j = torch.arange(width, device=device).view(1, -1)
-    return ((i + j) % 2 == 0).to(torch.float32).view(1, 1, height, width)
+    """:func:`checkerboard` as a float32 mask (1 at the anchors, 0 elsewhere)."""
+    return checkerboard(height, width, device).to(torch.float32)
 
 
 def split_checkerboard(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,4 +209,4 @@ class CheckerboardHyperprior(Hyperprior):
         return torch.stack(y_sym), z_hat, means
 
 
-__all__ = ["CheckerboardHyperprior", "anchor_mask", "merge_checkerboard", "split_checkerboard"]
+__all__ = ["CheckerboardHyperprior", "anchor_mask", "checkerboard", "merge_checkerboard", "split_checkerboard"]

@@ -28,15 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from neuralcodec.entropy import Hyperprior, StackDecoder, StackEncoder
+from neuralcodec.entropy.checkerboard import checkerboard
 from neuralcodec.entropy.intnet import ConvSpec, FixedPointConvNet
 from neuralcodec.entropy.ops import round_ste
-
-
-def checkerboard(height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """bool ``[1, 1, height, width]``, True at anchors (``(i + j)`` even, coded first)."""
-    i = torch.arange(height, device=device)[:, None]
-    j = torch.arange(width, device=device)[None, :]
-    return ((i + j) % 2 == 0)[None, None]
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -225,4 +219,4 @@ class SpatioTemporalPrior(Hyperprior):
         return y_hat, sym
 
 
-__all__ = ["SpatioTemporalPrior", "checkerboard"]
+__all__ = ["SpatioTemporalPrior"]

@@ -7,7 +7,7 @@ import torch
 from conditional_helpers import make_codec, moving_clip
 
 from neuralcodec.codecs.registry import load_codec, save_codec
-from neuralcodec.codecs.video.stem import checkerboard
+from neuralcodec.entropy.checkerboard import checkerboard
 from neuralcodec.errors import BitstreamError, MediaError, NeuralCodecError
 
 
