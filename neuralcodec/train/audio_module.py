@@ -30,8 +30,8 @@ class AudioGANModule(CodecModule):
                  feature_weight: float = 2.0, prior_weight: float = 1.0, adversarial_start: int = 2000,
                  mpd_periods: Sequence[int] = (2, 3, 5, 7, 11), mpd_channels: Sequence[int] = (16, 32, 64, 128),
                  mrd_fft_sizes: Sequence[int] = (256, 512, 1024), mrd_channels: int = 32,
-                 val_metrics: bool = True) -> None:
-        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip)
+                 val_metrics: bool = True, channels_last: bool = False) -> None:
+        super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip, channels_last)
         self.save_hyperparameters({"mel_weight": mel_weight, "adversarial_weight": adversarial_weight,
                                    "feature_weight": feature_weight, "prior_weight": prior_weight,
                                    "adversarial_start": adversarial_start, "mpd_periods": list(mpd_periods),

@@ -86,10 +86,12 @@ def test_losses_stay_float32_under_mixed_precision():
 
 def test_training_speed_benchmark_times_real_bf16_iterations(audio_dir):
     """benchmarks.training_speed runs the experiment's own module under the requested precision:
-    bf16-mixed GAN iterations (discriminator + generator step) run end to end and are timed."""
+    bf16-mixed GAN iterations (discriminator + generator step, NHWC discriminator weights) run end
+    to end and are timed."""
     from benchmarks.training_speed import measure
 
     overrides = ["experiment=debug", f"data.train_dir={audio_dir}", "data.val_fraction=0.3",
-                 "trainer.accelerator=cpu", "model.adversarial_start=0", "model.val_metrics=false"]
+                 "trainer.accelerator=cpu", "model.adversarial_start=0", "model.val_metrics=false",
+                 "model.channels_last=true"]
     times = measure(overrides, "bf16-mixed", iterations=2, warmup=1)
     assert len(times) == 2 and all(t > 0 for t in times)
