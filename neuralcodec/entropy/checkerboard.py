@@ -113,26 +113,27 @@ class CheckerboardHyperprior(Hyperprior):
         fixed = self.h_s_scale.forward_fixed(self.h_s_scale.to_fixed(z_hat))
         if anchor_sym is not None:
             ctx = self.ctx_scale.forward_fixed(self.ctx_scale.to_fixed(anchor_sym))
-            mask = anchor_mask(*fixed.shape[-2:]).to(torch.float64)
+            mask = checkerboard(*fixed.shape[-2:]).to(torch.float64)
             fixed = fixed + ctx * (1.0 - mask)
         bounds = self.log_scale_boundaries.to("cpu", torch.float64)
         return torch.bucketize(fixed, bounds, right=True).to(z_hat.device)
 
-    def _rounded_anchors(self, y: torch.Tensor, means_h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``round(y - mean)`` at the anchors, 0 elsewhere (straight-through in training)."""
-        return round_ste(y - means_h) * mask
-
     # -- training / evaluation ----------------------------------------------------------------------
+    def _entropy_parameters(self, y: torch.Tensor):
+        """Float32 ``(z_hat, lik_z, means, anchor_sym, mask)`` for ``y``; the context sees the anchors
+        rounded (straight-through in training), as the decoder will."""
+        z_hat, lik_z = self.factorized(self.h_a(y))
+        means_h = self.h_s_mean(z_hat)
+        mask = anchor_mask(*y.shape[-2:], device=y.device)
+        anchor_sym = round_ste(y - means_h) * mask
+        return z_hat, lik_z, self._context_means(means_h, anchor_sym, mask), anchor_sym, mask
+
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(y_hat, {"y": likelihoods_y, "z": likelihoods_z})``; rate = ``-sum(log2(lik))``."""
         self._check(y)
         with full_precision(y):
             y = y.float()
-            z_hat, lik_z = self.factorized(self.h_a(y))
-            means_h = self.h_s_mean(z_hat)
-            mask = anchor_mask(*y.shape[-2:], device=y.device)
-            anchor_sym = self._rounded_anchors(y, means_h, mask)
-            means = self._context_means(means_h, anchor_sym, mask)
+            z_hat, lik_z, means, anchor_sym, mask = self._entropy_parameters(y)
             if self.use_exact_likelihoods():
                 y_hat, lik_y = self.gaussian(y, means=means, indexes=self._exact_indexes(z_hat, anchor_sym))
             else:
@@ -140,15 +141,10 @@ class CheckerboardHyperprior(Hyperprior):
         return y_hat, {"y": lik_y, "z": lik_z}
 
     def float_path(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """As :meth:`Hyperprior.float_path`; the context sees the anchors rounded (straight-through),
-        as the decoder will."""
+        """As :meth:`Hyperprior.float_path`, with the checkerboard context."""
         with full_precision(y):
             y = y.float()
-            z_hat, lik_z = self.factorized(self.h_a(y))
-            means_h = self.h_s_mean(z_hat)
-            mask = anchor_mask(*y.shape[-2:], device=y.device)
-            anchor_sym = self._rounded_anchors(y, means_h, mask)
-            means = self._context_means(means_h, anchor_sym, mask)
+            z_hat, lik_z, means, anchor_sym, mask = self._entropy_parameters(y)
             y_tilde, lik_y = self.gaussian(y, self._float_scales(z_hat, anchor_sym, mask), means)
         return y_tilde, means, lik_y, lik_z
 
@@ -157,9 +153,7 @@ class CheckerboardHyperprior(Hyperprior):
         """``([y_strings, z_strings], z_shape)``; each y string holds the anchors, then the rest."""
         self.require_frozen()
         self._check(y)
-        z = self.h_a(y)
-        z_strings = self.factorized.compress(z)
-        z_hat = self.factorized.dequantize(self.factorized.symbols(z))
+        z, z_strings, z_hat = self._code_side(y)
         means_h = self.h_s_mean(z_hat)
         mask = anchor_mask(*y.shape[-2:], device=y.device)
         anchor_sym = self.gaussian.symbols(y, means_h).to(y.dtype) * mask
@@ -191,7 +185,7 @@ class CheckerboardHyperprior(Hyperprior):
         y_strings, z_strings = strings
         if len(y_strings) != len(z_strings):
             raise ValueError("y and z strings must have one entry per batch item each")
-        z_hat = self.factorized.dequantize(self.factorized.decompress_symbols(z_strings, z_shape))
+        z_hat = self._decode_side(z_strings, z_shape)
         means_h = self.h_s_mean(z_hat)
         idx_h = self._exact_indexes(z_hat, None)
         mask = anchor_mask(*idx_h.shape[-2:], device=z_hat.device)

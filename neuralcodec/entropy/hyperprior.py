@@ -146,14 +146,20 @@ class Hyperprior(EntropyModel):
         return y_tilde, means, lik_y, lik_z
 
     # -- coding -------------------------------------------------------------------------------------
+    def _code_side(self, y: torch.Tensor) -> tuple[torch.Tensor, list[bytes], torch.Tensor]:
+        """``(z, z_strings, z_hat)``: the side latent of ``y``, its bytes and what the decoder rebuilds."""
+        z = self.h_a(y)
+        return z, self.factorized.compress(z), self.factorized.dequantize(self.factorized.symbols(z))
+
+    def _decode_side(self, z_strings: list[bytes], z_shape: tuple[int, int]) -> torch.Tensor:
+        """Inverse of :meth:`_code_side`: ``z_hat`` from its bytes."""
+        return self.factorized.dequantize(self.factorized.decompress_symbols(z_strings, z_shape))
+
     def compress(self, y: torch.Tensor) -> tuple[list[list[bytes]], tuple[int, int]]:
         """``([y_strings, z_strings], z_shape)``; one byte string per batch item in each list."""
         self.require_frozen()
         self._check(y)
-        z = self.h_a(y)
-        z_sym = self.factorized.symbols(z)
-        z_strings = self.factorized.compress(z)
-        z_hat = self.factorized.dequantize(z_sym)
+        z, z_strings, z_hat = self._code_side(y)
         idx = self.scale_indexes(z_hat)
         means = self.h_s_mean(z_hat)
         y_strings = self.gaussian.compress(y, idx, means)
@@ -176,8 +182,7 @@ class Hyperprior(EntropyModel):
         y_strings, z_strings = strings
         if len(y_strings) != len(z_strings):
             raise ValueError("y and z strings must have one entry per batch item each")
-        z_sym = self.factorized.decompress_symbols(z_strings, z_shape)
-        z_hat = self.factorized.dequantize(z_sym)
+        z_hat = self._decode_side(z_strings, z_shape)
         idx = self.scale_indexes(z_hat)
         y_sym = torch.stack([self._decode_y(data, idx[b]) for b, data in enumerate(y_strings)])
         return y_sym, z_hat

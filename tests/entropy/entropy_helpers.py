@@ -55,15 +55,16 @@ def trained_hyperprior(seed: int = 0, steps: int = 8) -> Hyperprior:
     torch.manual_seed(seed)
     model = new_hyperprior()
     with single_thread():
-        _train_hyperprior(model, steps)
+        train_hyperprior_steps(model, steps)
     return model.freeze().eval()
 
 
-def _train_hyperprior(model: Hyperprior, steps: int) -> None:
-    opt = torch.optim.Adam([p for n, p in model.named_parameters() if "quantiles" not in n], lr=1e-2)
+def train_hyperprior_steps(model: Hyperprior, steps: int, data=latents, lr: float = 1e-2) -> None:
+    """``steps`` Adam steps on the rate of ``data(2, 16, seed)`` batches (quantiles by the aux loss)."""
+    opt = torch.optim.Adam([p for n, p in model.named_parameters() if "quantiles" not in n], lr=lr)
     aux = torch.optim.Adam([model.factorized.quantiles], lr=0.5)
     for i in range(steps):
-        y = latents(2, 16, seed=1000 + i)
+        y = data(2, 16, seed=1000 + i)
         _, lik = model(y)
         loss = sum(-torch.log2(v).sum() for v in lik.values()) / y.numel()
         opt.zero_grad()
@@ -72,6 +73,23 @@ def _train_hyperprior(model: Hyperprior, steps: int) -> None:
         aux.zero_grad()
         model.aux_loss().backward()
         aux.step()
+
+
+def assert_rates_float32_under_autocast(model: Hyperprior, y: torch.Tensor, training: bool) -> None:
+    """A bf16 autocast region (``trainer.precision=bf16-mixed``) must not reach the entropy model:
+    ``y_hat`` and the likelihoods are those of the float32 computation, bit for bit."""
+    model.train(training)
+    try:
+        torch.manual_seed(0)
+        y_ref, lik_ref = model(y)
+        torch.manual_seed(0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y_mixed, lik_mixed = model(y)
+    finally:
+        model.eval()
+    assert lik_mixed["y"].dtype == torch.float32 and y_mixed.dtype == torch.float32
+    assert torch.equal(y_mixed, y_ref)
+    assert all(torch.equal(lik_mixed[k], lik_ref[k]) for k in lik_ref)
 
 
 def new_causal_prior() -> TokenPrior:

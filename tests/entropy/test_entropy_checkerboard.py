@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from entropy_helpers import FLUSH_BYTES, bits, latents, single_thread
+from entropy_helpers import (FLUSH_BYTES, assert_rates_float32_under_autocast, bits, latents, single_thread,
+                             train_hyperprior_steps)
 
 from neuralcodec.entropy import CheckerboardHyperprior
 from neuralcodec.entropy.checkerboard import anchor_mask, merge_checkerboard, split_checkerboard
@@ -24,19 +25,8 @@ def _correlated_latents(batch: int, size: int, seed: int) -> torch.Tensor:
 
 
 def _train(model: CheckerboardHyperprior, steps: int, data=latents, lr: float = 1e-2) -> CheckerboardHyperprior:
-    opt = torch.optim.Adam([p for n, p in model.named_parameters() if "quantiles" not in n], lr=lr)
-    aux = torch.optim.Adam([model.factorized.quantiles], lr=0.5)
     with single_thread():
-        for i in range(steps):
-            y = data(2, 16, seed=1000 + i)
-            _, lik = model(y)
-            loss = sum(-torch.log2(v).sum() for v in lik.values()) / y.numel()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            aux.zero_grad()
-            model.aux_loss().backward()
-            aux.step()
+        train_hyperprior_steps(model, steps, data, lr)
     return model.freeze().eval()
 
 
@@ -147,19 +137,7 @@ def test_context_lowers_the_rate_of_spatially_correlated_latents():
 
 @pytest.mark.parametrize("training", [True, False])
 def test_rates_are_float32_under_mixed_precision(checkerboard, training):
-    y = latents(1, 32, seed=4)
-    checkerboard.train(training)
-    try:
-        torch.manual_seed(0)
-        y_ref, lik_ref = checkerboard(y)
-        torch.manual_seed(0)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y_mixed, lik_mixed = checkerboard(y)
-    finally:
-        checkerboard.eval()
-    assert lik_mixed["y"].dtype == torch.float32 and y_mixed.dtype == torch.float32
-    assert torch.equal(y_mixed, y_ref)
-    assert all(torch.equal(lik_mixed[k], lik_ref[k]) for k in lik_ref)
+    assert_rates_float32_under_autocast(checkerboard, latents(1, 32, seed=4), training)
 
 
 def test_bad_context_kernel():

@@ -6,7 +6,7 @@ import io
 
 import pytest
 import torch
-from entropy_helpers import FLUSH_BYTES, latents, new_hyperprior
+from entropy_helpers import FLUSH_BYTES, assert_rates_float32_under_autocast, latents, new_hyperprior
 
 from neuralcodec.entropy import Hyperprior
 
@@ -84,18 +84,4 @@ def test_state_dict_round_trip(hyperprior):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_rates_are_float32_under_mixed_precision(hyperprior, training):
-    """A bf16 autocast region (``trainer.precision=bf16-mixed``) must not reach the entropy model:
-    the likelihoods are those of the float32 computation, bit for bit."""
-    y = latents(1, 32, seed=4)
-    hyperprior.train(training)
-    try:
-        torch.manual_seed(0)
-        y_ref, lik_ref = hyperprior(y)
-        torch.manual_seed(0)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y_mixed, lik_mixed = hyperprior(y)
-    finally:
-        hyperprior.eval()
-    assert lik_mixed["y"].dtype == torch.float32 and y_mixed.dtype == torch.float32
-    assert torch.equal(y_mixed, y_ref)
-    assert all(torch.equal(lik_mixed[k], lik_ref[k]) for k in lik_ref)
+    assert_rates_float32_under_autocast(hyperprior, latents(1, 32, seed=4), training)
