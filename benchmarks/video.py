@@ -25,6 +25,7 @@ codecs against each anchor.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import shlex
 import shutil
@@ -200,8 +201,10 @@ def run_nerv(clip: Clip, settings: Settings) -> list[Point]:
     return points
 
 
-def run_conditional(clip: Clip, settings: Settings) -> list[Point]:
-    """The conditional (DCVC-style) codec through the same file hooks as ``codec encode``/``decode``."""
+def run_conditional(clip: Clip, settings: Settings, frame_types: str = "adaptive") -> list[Point]:
+    """The conditional (DCVC-style) codec through the same file hooks as ``codec encode``/``decode``
+    (``frame_types``: the encoder's frame-type decision, ``--frame-types``; the note counts intra frames)."""
+    from neuralcodec.bitstream import read_bitstream
     from neuralcodec.cli.coding import decode_to_file, encode_to_file
     from neuralcodec.codecs.registry import load_codec
     from neuralcodec.errors import ModelError
@@ -215,14 +218,16 @@ def run_conditional(clip: Clip, settings: Settings) -> list[Point]:
     for q in qualities:
         out, dec_path = settings.workdir / f"{clip.name}-video-q{q}.bin", settings.workdir / f"{clip.name}-video-q{q}.y4m"
         began = time.perf_counter()
-        encode_to_file(codec, clip.path, out, quality=q, gop=clip.gop)  # exactly what `codec encode` does
+        encode_to_file(codec, clip.path, out, quality=q, gop=clip.gop, frame_types=frame_types)  # = `codec encode`
         enc_s = time.perf_counter() - began
         began = time.perf_counter()
         decode_to_file(codec, out, dec_path)
         dec_s = time.perf_counter() - began
         psnr_rgb, psnr_yuv = quality(clip.frames, read_frames(dec_path))
         n = len(clip.frames)
-        points.append(Point(out.stat().st_size * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s, f"q {q}"))
+        intra = sum(chunk[0] == 0 for chunk in read_bitstream(out)[1])  # frame type byte 0 = intra
+        points.append(Point(out.stat().st_size * 8 / clip.pixels, psnr_rgb, psnr_yuv, n / enc_s, n / dec_s,
+                            f"q {q}, {intra}/{n} intra"))
     return points
 
 
@@ -234,6 +239,7 @@ RUNNERS: list[Runner] = [
     ffmpeg_runner("libx265", "veryslow"),
     Runner("nerv", run_nerv),
     Runner("video (conditional)", run_conditional),
+    Runner("video (conditional, fixed GOP)", functools.partial(run_conditional, frame_types="fixed")),
 ]
 
 

@@ -28,7 +28,7 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 #: options every codec may receive; a codec rejects the ones it does not support
-ENCODE_OPTIONS = ("bitrate", "quality", "target_bpp", "gop", "steps")
+ENCODE_OPTIONS = ("bitrate", "quality", "target_bpp", "gop", "frame_types", "steps")
 #: options every codec's decoder may receive
 DECODE_OPTIONS = ("frames",)
 
@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--target-bpp", dest="target_bpp", type=float,
                      help="image/video: search the setting whose file is closest to this many bits per pixel")
     enc.add_argument("--gop", type=int, help="video: frames per group of pictures (intra refresh period)")
+    enc.add_argument("--frame-types", dest="frame_types", choices=("adaptive", "fixed"),
+                     help="conditional video: 'adaptive' (default) also codes a frame as intra where that costs "
+                     "less than a P-frame (rate + distortion); 'fixed': intra frames only every --gop frames")
     enc.add_argument("--steps", type=int, help="fitted codecs (NeRV): optimisation steps; image: encoder-side "
                      "latent refinement steps (slower encoding, same decoder; with --quality)")
     enc.add_argument("--entropy-model", dest="entropy_model", metavar="NAME",

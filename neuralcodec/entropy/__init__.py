@@ -8,7 +8,8 @@ Layers inside this package:
 * :mod:`.intnet` - integer-exact networks for parameters the decoder must reproduce bit for bit.
 * Entropy models (``nn.Module``; ``forward`` for the rate, ``compress``/``decompress`` for bytes):
   :class:`FactorizedPrior`, :class:`GaussianConditional`, :class:`Hyperprior` (and
-  :class:`CheckerboardHyperprior`, with a two-pass spatial context), :class:`TokenPrior`.
+  :class:`CheckerboardHyperprior`, with a two-pass spatial context and optional channel groups
+  coded in sequence), :class:`TokenPrior`.
 
 Guarantees:
 

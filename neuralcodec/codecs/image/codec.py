@@ -90,7 +90,8 @@ class ImageCodec(Codec):
     (``"ste"``: the synthesis sees rounded latents in training, ``"noise"``: noisy ones),
     ``entropy`` (kwargs of :class:`~neuralcodec.entropy.Hyperprior`: ``z_channels``,
     ``hidden_channels``, ``scale_min``, ``scale_max``, ``num_scales``, ``act_frac_bits``, and
-    ``context``: ``"none"`` or ``"checkerboard"`` with ``context_hidden``, ``context_kernel``),
+    ``context``: ``"none"`` or ``"checkerboard"`` with ``context_hidden``, ``context_kernel`` and
+    ``channel_groups``: a count or a list of sizes, coded in sequence within each checkerboard pass),
     ``target_bpp_refine`` (bisection steps between levels for ``target_bpp``), optional ``name``.
     """
 
@@ -131,6 +132,8 @@ class ImageCodec(Codec):
             self.hyperprior = ENTROPY_CONTEXTS[context](self.M, z_channels, hidden, **entropy)
         except TypeError as exc:  # an option of another entropy model, e.g. context_hidden without a context
             raise ModelError(f"entropy options do not fit entropy.context={context!r}: {exc}") from None
+        except ValueError as exc:  # e.g. channel_groups that do not add up to M
+            raise ModelError(f"entropy: {exc}") from None
 
     # ----- identity ---------------------------------------------------------------------------
     @property

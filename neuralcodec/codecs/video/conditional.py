@@ -32,7 +32,7 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -40,7 +40,7 @@ from torch import Tensor
 from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.codecs.image.codec import DEFAULT_LAMBDAS, QUALITY_DECIMALS, ImageCodec
-from neuralcodec.codecs.image.gain import QualityGain
+from neuralcodec.codecs.image.gain import QualityGain, interpolate_lambdas
 from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_size
 from neuralcodec.codecs.image.transforms import LATENT_STRIDE, STRIDE
 from neuralcodec.codecs.video.context import TemporalContext
@@ -54,6 +54,9 @@ _LEN = struct.Struct("<I")
 MAX_SIDE = 1 << 14
 MAX_FRAMES = 1 << 24
 CHROMAS = ("420", "444", "mono")
+#: encoder frame-type decisions: "adaptive" also codes a P-frame position as an intra frame when that
+#: costs less (bpp + lambda(q) 255^2 MSE of the decoded frame); "fixed": intra only every ``gop`` frames
+FRAME_TYPES = ("adaptive", "fixed")
 
 
 @dataclass
@@ -204,8 +207,9 @@ class ConditionalVideoCodec(Codec):
 
     # ----- training / evaluation ----------------------------------------------------------------
     def forward(self, clip: Tensor, quality: Tensor | float | int | None = None, gop: int | None = None,
-                refresh_period: int | None = None) -> VideoCodecOutput:
-        """Reconstruction and bits of ``clip [B, T, 3, H, W]``; frame ``t`` is intra iff ``t % gop == 0``.
+                refresh_period: int | None = None, intra: Sequence[bool] | None = None) -> VideoCodecOutput:
+        """Reconstruction and bits of ``clip [B, T, 3, H, W]``; frame ``t`` is intra iff ``t % gop == 0``,
+        or iff ``intra[t]`` where the frame types are given (e.g. those an adaptive encoder chose).
 
         Training: noise rate proxies, STE-rounded latents, gradients through the whole prediction
         chain. Eval mode (frozen model): exactly the coding path.
@@ -213,13 +217,15 @@ class ConditionalVideoCodec(Codec):
         if clip.dim() != 5 or clip.shape[2] != 3:
             raise ValueError(f"expected clips [B, T, 3, H, W], got {tuple(clip.shape)}")
         b, t_len, _, height, width = clip.shape
+        if intra is not None and len(intra) != t_len:
+            raise ValueError(f"{len(intra)} frame types for {t_len} frames")
         q = self._qualities(quality, b, clip.device)
         gop = self.gop if gop is None else int(gop)
         frames, bits, types = [], [], []
         ref: _Reference | None = None
         for t in range(t_len):
             x = pad_to_multiple(clip[:, t], STRIDE)
-            if ref is None or t % gop == 0:
+            if ref is None or (bool(intra[t]) if intra is not None else t % gop == 0):
                 out = self.intra(x, q)
                 x_hat, frame_bits = out.x_hat, out.bits
                 ref = self._intra_reference(x_hat)
@@ -272,31 +278,63 @@ class ConditionalVideoCodec(Codec):
         q = float(_format_quality(self.default_quality if quality is None else quality))
         return q, self.gop if gop is None else int(gop)
 
+    @staticmethod
+    def _check_frame_types(frame_types: Any) -> str:
+        if frame_types is None:
+            return "adaptive"
+        if frame_types not in FRAME_TYPES:
+            raise NeuralCodecError(f"--frame-types must be one of {', '.join(FRAME_TYPES)}, got {frame_types!r}")
+        return str(frame_types)
+
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
     def encode_frames(self, frames: Iterable[Tensor], quality: float, gop: int, num_frames: int,
-                      progress: bool = False) -> Iterator[bytes]:
-        """Lazily code RGB frames ``[3, H, W]`` in [0, 1] into one chunk per frame (bounded memory)."""
+                      progress: bool = False, frame_types: str = "adaptive") -> Iterator[bytes]:
+        """Lazily code RGB frames ``[3, H, W]`` in [0, 1] into one chunk per frame (bounded memory).
+
+        An intra frame starts the stream and follows at most ``gop`` frames after the previous one.
+        ``frame_types="adaptive"`` (an encoder decision; the decoder reads each frame's type from its
+        chunk) codes every other frame both ways and keeps the intra frame when its rate-distortion
+        cost ``bpp + lambda(q) 255^2 MSE`` (actual bytes, decoded pixels) is lower: the P-frame
+        networks cannot always beat the intra coder (scene cuts, content they predict badly).
+        """
+        if frame_types not in FRAME_TYPES:
+            raise NeuralCodecError(f"frame types must be one of {', '.join(FRAME_TYPES)}, got {frame_types!r}")
         self.prior.require_frozen()
         self.intra.hyperprior.require_frozen()
         device = self._device()
         q = torch.tensor([quality], dtype=torch.float32, device=device)
+        weight = float(interpolate_lambdas(self.lambdas, q)[0]) * 255.0**2
         ref: _Reference | None = None
+        since_intra = 0
         bar = _progress(num_frames, "encode", progress)
         try:
             for t, frame in enumerate(frames):
                 if t >= num_frames:
                     raise MediaError(f"the video has more frames than the {num_frames} announced")
+                height, width = frame.shape[-2:]
                 x = pad_to_multiple(frame.to(device, torch.float32)[None], STRIDE)
+
+                def cost(payload: bytes, reference: _Reference) -> float:
+                    decoded = crop_to(reference.x_hat, height, width)  # what the decoder outputs
+                    mse = float(torch.mean((decoded - crop_to(x, height, width).clamp(0, 1)) ** 2))
+                    return 8 * len(payload) / (height * width) + weight * mse
+
                 with torch.no_grad():
                     try:
-                        if ref is None or t % gop == 0:
+                        if ref is None or since_intra >= gop:
                             payload, ref = self._encode_intra(x, q)
                         else:
-                            payload, _, ref = self._encode_inter(x, q, ref)
+                            payload, _, inter_ref = self._encode_inter(x, q, ref)
+                            ref = inter_ref
+                            if frame_types == "adaptive":
+                                intra_payload, intra_ref = self._encode_intra(x, q)
+                                if cost(intra_payload, intra_ref) < cost(payload, inter_ref):
+                                    payload, ref = intra_payload, intra_ref
                     except ValueError as exc:
                         raise ModelError(f"cannot entropy-code frame {t} with model {self.model_id!r}: {exc}") from exc
+                since_intra = 1 if payload[0] == INTRA else since_intra + 1
                 bar.update(1)
                 yield payload
         finally:
@@ -378,10 +416,13 @@ class ConditionalVideoCodec(Codec):
 
     @torch.no_grad()
     def compress(self, x: Any, quality: float | int | None = None, gop: int | None = None,
-                 fps: tuple[int, int] = (25, 1), **options: Any) -> tuple[Metadata, Iterator[bytes]]:
-        """RGB clip ``[T, 3, H, W]`` in [0, 1] -> (metadata, lazily produced chunks, one per frame)."""
+                 fps: tuple[int, int] = (25, 1), frame_types: str | None = None,
+                 **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """RGB clip ``[T, 3, H, W]`` in [0, 1] -> (metadata, lazily produced chunks, one per frame);
+        ``frame_types``: see :meth:`encode_frames` (default ``"adaptive"``)."""
         _reject(options)
         q, gop = self._check_options(quality, gop)
+        types = self._check_frame_types(frame_types)
         video = torch.as_tensor(x)
         if video.dim() != 4 or video.shape[1] != 3 or min(video.shape) < 1 or not torch.is_floating_point(video):
             raise MediaError(f"expected a float RGB clip [T, 3, H, W], got {tuple(video.shape)} {video.dtype}")
@@ -391,7 +432,7 @@ class ConditionalVideoCodec(Codec):
         if max(height, width) > MAX_SIDE:
             raise MediaError(f"frames of {width}x{height} are larger than this codec supports")
         metadata = self._metadata(width, height, t_len, fps, "444", q, gop)
-        return metadata, self.encode_frames((f.clamp(0, 1) for f in video), q, gop, t_len)
+        return metadata, self.encode_frames((f.clamp(0, 1) for f in video), q, gop, t_len, frame_types=types)
 
     @torch.no_grad()
     def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Tensor:
@@ -404,12 +445,13 @@ class ConditionalVideoCodec(Codec):
 
     # ----- files --------------------------------------------------------------------------------
     def compress_file(self, path: Any, quality: float | int | None = None, gop: int | None = None,
-                      **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+                      frame_types: str | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
         """Stream an 8-bit y4m (4:2:0, 4:4:4 or mono) frame by frame into chunks, with a progress bar."""
         from neuralcodec.media import Y4MReader
 
         _reject(options)
         q, gop = self._check_options(quality, gop)
+        types = self._check_frame_types(frame_types)
         reader = Y4MReader(path)
         try:
             n = reader.num_frames
@@ -422,15 +464,16 @@ class ConditionalVideoCodec(Codec):
         except BaseException:
             reader.close()
             raise
-        return metadata, self._file_chunks(reader, metadata, q, gop)
+        return metadata, self._file_chunks(reader, metadata, q, gop, types)
 
-    def _file_chunks(self, reader, metadata: Metadata, quality: float, gop: int) -> Iterator[bytes]:
+    def _file_chunks(self, reader, metadata: Metadata, quality: float, gop: int, frame_types: str) -> Iterator[bytes]:
         from neuralcodec.media import yuv_to_rgb
 
         full = metadata["color_range"] == "full"
         try:
             frames = (yuv_to_rgb(frame, "bt601", full) for frame in reader)
-            yield from self.encode_frames(frames, quality, gop, int(metadata["num_frames"]), progress=True)
+            yield from self.encode_frames(frames, quality, gop, int(metadata["num_frames"]), progress=True,
+                                          frame_types=frame_types)
         finally:
             reader.close()
 
@@ -500,4 +543,4 @@ def _progress(total: int, what: str, enabled: bool):
     return tqdm(total=total, desc=what, unit="frame", leave=False, file=sys.stderr)
 
 
-__all__ = ["ConditionalVideoCodec", "VideoCodecOutput"]
+__all__ = ["FRAME_TYPES", "ConditionalVideoCodec", "VideoCodecOutput"]

@@ -171,17 +171,23 @@ def test_bf16_autocast_runs_only_the_transforms_in_low_precision():
     assert model.g_a[0].weight.grad is not None and torch.isfinite(model.g_a[0].weight.grad).all()
 
 
-def test_checkerboard_context_codes_exactly(dev_images):
-    """``entropy.context=checkerboard``: the two-pass file decodes to the eval forward pass and its
-    size matches the estimate; the entropy-model id names the context; bad settings are refused."""
+@pytest.mark.parametrize("groups", [1, 3])
+def test_checkerboard_context_codes_exactly(dev_images, groups):
+    """``entropy.context=checkerboard`` (with and without channel groups): the file decodes to the
+    eval forward pass and its size matches the estimate; the entropy-model id names the context;
+    bad settings are refused."""
     codec = make_codec(entropy={"z_channels": 16, "hidden_channels": 16, "context": "checkerboard",
-                                "context_hidden": 16})
-    with torch.no_grad():  # a context in use (a new model's last context layers are zero)
+                                "context_hidden": 16, "channel_groups": groups})
+    hp = codec.hyperprior
+    with torch.no_grad():  # contexts in use (a new model's last context layers are zero)
         torch.manual_seed(3)
-        for layer in (codec.hyperprior.ctx_mean[-1], codec.hyperprior.ctx_scale.layers[-1]):
+        lasts = [hp.ctx_mean[-1], hp.ctx_scale.layers[-1]] + [net[-1] for net in hp.chan_mean]
+        for layer in lasts + [net.layers[-1] for net in hp.chan_scale]:
             layer.weight.normal_(std=0.05)
     codec.freeze()
-    assert codec.entropy_model_id.startswith("checkerboard-hyperprior/")
+    assert len(hp.chan_scale) == 2 * (groups - 1)
+    assert codec.entropy_model_id.startswith("checkerboard-hyperprior/" if groups == 1 else
+                                             "channel-checkerboard-hyperprior/")
     image = load_image(dev_images / "chelsea.png")
     metadata, chunks = codec.compress(image, quality=4)
     chunks = list(chunks)
@@ -194,3 +200,5 @@ def test_checkerboard_context_codes_exactly(dev_images):
         make_codec(entropy={"context": "raster"})
     with pytest.raises(NeuralCodecError, match="context_hidden"):
         make_codec(entropy={"context_hidden": 8})
+    with pytest.raises(NeuralCodecError, match="channel_groups"):
+        make_codec(entropy={"context": "checkerboard", "channel_groups": [4, 4]})

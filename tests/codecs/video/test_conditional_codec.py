@@ -6,7 +6,9 @@ import pytest
 import torch
 from conditional_helpers import make_codec, moving_clip
 
+from neuralcodec.codecs.image.gain import interpolate_lambdas
 from neuralcodec.codecs.registry import load_codec, save_codec
+from neuralcodec.codecs.video.conditional import INTER, INTRA
 from neuralcodec.entropy.checkerboard import checkerboard
 from neuralcodec.errors import BitstreamError, MediaError, NeuralCodecError
 
@@ -36,15 +38,20 @@ def dev_clip():
     return read_frames(path, 0, 4)[:, :, 64:128, 128:192].float() / 255.0
 
 
+@pytest.mark.parametrize("frame_types", ["fixed", "adaptive"])
 @pytest.mark.parametrize("gop", [3, 100])
-def test_decode_equals_eval_forward(codec, dev_clip, gop):
-    """Every decoded frame is the eval-mode forward reconstruction (intra and P-frames, refresh included)."""
-    with torch.no_grad():
-        out = codec(dev_clip[None], 2.0, gop=gop)
-    metadata, chunks = codec.compress(dev_clip, quality=2, gop=gop)
+def test_decode_equals_eval_forward(codec, dev_clip, gop, frame_types):
+    """Every decoded frame is the eval-mode forward reconstruction (intra and P-frames, refresh included),
+    for the fixed GOP and for the frame types an adaptive encoder chose (read from the chunks)."""
+    metadata, chunks = codec.compress(dev_clip, quality=2, gop=gop, frame_types=frame_types)
     chunks = list(chunks)
+    types = [c[0] == INTRA for c in chunks]
+    with torch.no_grad():
+        out = codec(dev_clip[None], 2.0, gop=gop, intra=types)
     decoded = codec.decompress(metadata, chunks)
-    assert out.intra == [t % gop == 0 for t in range(4)]
+    if frame_types == "fixed":
+        assert out.intra == types == [t % gop == 0 for t in range(4)]
+    assert out.intra == types and types[0]
     assert decoded.shape == dev_clip.shape and len(chunks) == 4
     assert torch.equal(decoded, out.x_hat[0].clamp(0, 1))
     # estimated (exact table) bits vs actual payload: per stream at most the ANS flush and the frame header
@@ -53,6 +60,48 @@ def test_decode_equals_eval_forward(codec, dev_clip, gop):
     est = out.bits[0]
     assert torch.all(actual >= est - 1) and torch.all(actual <= est + overhead + 32)
     assert abs(actual.sum() - est.sum()) / actual.sum() < 0.1
+
+
+def _cost(codec, chunk: bytes, decoded: torch.Tensor, frame: torch.Tensor, quality: float) -> float:
+    weight = float(interpolate_lambdas(codec.lambdas, torch.tensor([quality]))[0]) * 255.0**2
+    return 8 * len(chunk) / frame[0].numel() + weight * float(torch.mean((decoded - frame) ** 2))
+
+
+@pytest.mark.parametrize("clip", ["dev", "cut"])
+def test_adaptive_frame_types_keep_the_cheaper_frame(codec, dev_clip, clip):
+    """Frame 1 of an adaptive stream is whichever of its P-frame and its intra frame has the lower
+    rate-distortion cost (bpp + lambda 255^2 MSE of the decoded frame), byte for byte; a fixed GOP is
+    never broken by an intra frame."""
+    if clip == "cut":  # a scene cut: the second frame has nothing to do with the first
+        video = torch.cat([dev_clip[:1], moving_clip(3, 64, 64, seed=5)])
+    else:
+        video = dev_clip
+    meta_p, as_p = codec.compress(video, quality=2, gop=100, frame_types="fixed")
+    meta_i, as_i = codec.compress(video, quality=2, gop=1, frame_types="fixed")
+    as_p, as_i = list(as_p), list(as_i)
+    assert [c[0] for c in as_p] == [INTRA, INTER, INTER, INTER] and all(c[0] == INTRA for c in as_i)
+    dec_p, dec_i = codec.decompress(meta_p, as_p), codec.decompress(meta_i, as_i)
+    cost_p = _cost(codec, as_p[1], dec_p[1], video[1], 2.0)
+    cost_i = _cost(codec, as_i[1], dec_i[1], video[1], 2.0)
+    _, adaptive = codec.compress(video, quality=2, gop=100)
+    adaptive = list(adaptive)
+    assert adaptive[1] == (as_i[1] if cost_i < cost_p else as_p[1])
+    assert adaptive[0] == as_p[0] == as_i[0]
+
+
+def test_adaptive_frame_types_keep_p_frames_when_intra_costs_more(codec, dev_clip, monkeypatch):
+    """(The untrained test model's P-frames always lose to its intra frames.) With intra frames made
+    expensive, the adaptive encoder keeps every P-frame: it is the same stream as a fixed GOP."""
+    encode_intra = codec._encode_intra
+
+    def bloated(x, q):
+        payload, ref = encode_intra(x, q)
+        return payload + bytes(1 << 20), ref  # ~2,000 bpp more: far beyond any distortion gain
+
+    monkeypatch.setattr(codec, "_encode_intra", bloated)
+    _, adaptive = codec.compress(dev_clip, quality=2, gop=100)
+    _, fixed = codec.compress(dev_clip, quality=2, gop=100, frame_types="fixed")
+    assert list(adaptive) == list(fixed)
 
 
 def test_quality_orders_rate(codec):
@@ -95,7 +144,7 @@ def test_exported_model_codes_identically(codec, tmp_path):
     metadata, chunks = loaded.compress(clip, quality=3)
     chunks = list(chunks)
     with torch.no_grad():
-        ref = loaded(clip[None], 3.0).x_hat[0].clamp(0, 1)
+        ref = loaded(clip[None], 3.0, intra=[c[0] == INTRA for c in chunks]).x_hat[0].clamp(0, 1)
     assert torch.equal(load_codec(path).decompress(metadata, chunks), ref)
 
 
@@ -126,9 +175,11 @@ def test_bad_options_and_streams(codec):
         codec.compress(clip, gop=0)
     with pytest.raises(NeuralCodecError, match="not supported"):
         codec.compress(clip, bitrate=6.0)
+    with pytest.raises(NeuralCodecError, match="--frame-types"):
+        codec.compress(clip, frame_types="b-frames")
     with pytest.raises(MediaError):
         codec.compress(torch.rand(2, 1, 32, 32))
-    metadata, chunks = codec.compress(clip)
+    metadata, chunks = codec.compress(clip, frame_types="fixed")
     chunks = list(chunks)
     with pytest.raises(BitstreamError, match="declares"):
         codec.decompress(metadata, chunks[:1])

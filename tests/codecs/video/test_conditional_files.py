@@ -10,6 +10,7 @@ import pytest
 import torch
 from conditional_helpers import make_codec, moving_clip, write_y4m
 
+from neuralcodec.bitstream import read_bitstream
 from neuralcodec.cli import main
 from neuralcodec.codecs.registry import load_codec, save_codec
 from neuralcodec.errors import MediaError
@@ -48,8 +49,10 @@ def test_encode_info_decode_matches_eval_forward(model_path, tmp_path, capsys):
     assert info["duration_s"] == pytest.approx(5 / 12)
     assert main(["decode", str(out), str(dec), "--model", str(model_path), "--quiet"]) == 0
     codec = load_codec(model_path)
+    types = [chunk[0] == 0 for chunk in read_bitstream(out)[1]]  # the adaptive encoder's frame types
+    assert types[0] and all(any(types[max(0, t - 2):t + 1]) for t in range(5))  # intra at least every --gop frames
     with torch.no_grad():
-        ref = codec(_read_rgb(src)[None], 3.0, gop=3).x_hat[0].clamp(0, 1)
+        ref = codec(_read_rgb(src)[None], 3.0, intra=types).x_hat[0].clamp(0, 1)
     with Y4MReader(dec) as reader:
         assert (reader.width, reader.height, reader.num_frames, reader.chroma) == (64, 48, 5, "420")
     from neuralcodec.media import rgb_to_yuv
