@@ -73,7 +73,7 @@ def test_shipped_experiment_fits_the_size_budget_and_can_warm_start_intra():
     codec = build_codec(codec_cfg).freeze()
     size = sum(t.numel() * (2 if t.is_floating_point() else t.element_size()) for t in codec.state_dict().values())
     assert size <= 40e6  # exported with fp16 weights
-    image_cfg = OmegaConf.to_container(compose(["experiment=image_checkerboard"]).model.codec, resolve=True)
+    image_cfg = OmegaConf.to_container(compose(["experiment=image_channel_context"]).model.codec, resolve=True)
     image = build_codec(image_cfg).freeze()
     assert {k: v.shape for k, v in image.state_dict().items()} == {k: v.shape for k, v in codec.intra.state_dict().items()}
 
