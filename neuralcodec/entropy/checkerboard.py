@@ -48,11 +48,6 @@ def checkerboard(height: int, width: int, device: torch.device | None = None) ->
     return ((i + j) % 2 == 0)[None, None]
 
 
-def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """:func:`checkerboard` as a float32 mask (1 at the anchors, 0 elsewhere)."""
-    return checkerboard(height, width, device).to(torch.float32)
-
-
 def split_checkerboard(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x [..., H, W]`` (``W`` even) -> ``(anchors, non_anchors)``, each ``[..., H, W / 2]``."""
     if x.shape[-1] % 2:
@@ -331,5 +326,5 @@ class CheckerboardHyperprior(Hyperprior):
         return y_sym, z_hat, means
 
 
-__all__ = ["CheckerboardHyperprior", "anchor_mask", "channel_group_sizes", "checkerboard", "merge_checkerboard",
+__all__ = ["CheckerboardHyperprior", "channel_group_sizes", "checkerboard", "merge_checkerboard",
            "split_checkerboard"]

@@ -10,7 +10,7 @@ from entropy_helpers import (FLUSH_BYTES, assert_rates_float32_under_autocast, b
                              train_hyperprior_steps)
 
 from neuralcodec.entropy import CheckerboardHyperprior
-from neuralcodec.entropy.checkerboard import (anchor_mask, channel_group_sizes, checkerboard as anchor_positions,
+from neuralcodec.entropy.checkerboard import (channel_group_sizes, checkerboard as anchor_positions,
                                               merge_checkerboard, split_checkerboard)
 
 #: channel groups of the test models (16 latent channels): none, and uneven groups as in ELIC
@@ -35,6 +35,16 @@ def _train(model: CheckerboardHyperprior, steps: int, data=latents, lr: float = 
     return model.freeze().eval()
 
 
+def _warm_started(model, source, new_prefixes: tuple[str, ...]):
+    """Load ``source``'s weights into ``model`` (only ``new_prefixes`` may be missing), freeze it and
+    return ``(y, source(y), model(y))`` on test latents."""
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith(new_prefixes) for k in missing)
+    model.freeze().eval()
+    y = latents(2, 32, seed=5)
+    return y, source(y), model(y)
+
+
 @pytest.fixture(scope="module", params=GROUPINGS, ids=["checkerboard", "channel-groups"])
 def checkerboard(request):
     torch.manual_seed(0)
@@ -46,7 +56,7 @@ def test_split_and_merge_are_inverse():
     anchors, others = split_checkerboard(x)
     assert anchors.shape == others.shape == (2, 3, 6, 4)
     assert torch.equal(merge_checkerboard(anchors, others), x)
-    a_mask, o_mask = split_checkerboard(anchor_mask(6, 8))
+    a_mask, o_mask = split_checkerboard(anchor_positions(6, 8).float())
     assert bool((a_mask == 1).all()) and bool((o_mask == 0).all())
     with pytest.raises(ValueError):
         split_checkerboard(torch.zeros(1, 1, 4, 5))
@@ -55,12 +65,7 @@ def test_split_and_merge_are_inverse():
 def test_starts_as_the_plain_hyperprior(hyperprior):
     """Zero-initialised context: a warm start from a hyperprior has exactly its rates and files."""
     model = _new()
-    missing, unexpected = model.load_state_dict(hyperprior.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith(("ctx_mean.", "ctx_scale.")) for k in missing)
-    model.freeze().eval()
-    y = latents(2, 32, seed=5)
-    y_ref, lik_ref = hyperprior(y)
-    y_hat, lik = model(y)
+    y, (y_ref, lik_ref), (y_hat, lik) = _warm_started(model, hyperprior, ("ctx_mean.", "ctx_scale."))
     assert torch.equal(y_hat, y_ref)
     assert bits(lik["y"]) == pytest.approx(bits(lik_ref["y"]), rel=1e-9)
     assert torch.equal(lik["z"], lik_ref["z"])
@@ -182,12 +187,7 @@ def test_channel_groups_start_as_the_checkerboard_model():
     torch.manual_seed(0)
     checkerboard = _train(_new(), 12)
     model = _new(channel_groups=(4, 4, 8))
-    missing, unexpected = model.load_state_dict(checkerboard.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith(("chan_mean.", "chan_scale.")) for k in missing)
-    model.freeze().eval()
-    y = latents(2, 32, seed=5)
-    y_ref, lik_ref = checkerboard(y)
-    y_hat, lik = model(y)
+    y, (y_ref, lik_ref), (y_hat, lik) = _warm_started(model, checkerboard, ("chan_mean.", "chan_scale."))
     assert torch.allclose(y_hat, y_ref, atol=1e-5)
     assert torch.equal(lik["y"], lik_ref["y"])
     # same symbols under the same tables, in another order within the stream: same size, same decode

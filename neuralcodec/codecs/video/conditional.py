@@ -299,8 +299,7 @@ class ConditionalVideoCodec(Codec):
         cost ``bpp + lambda(q) 255^2 MSE`` (actual bytes, decoded pixels) is lower: the P-frame
         networks cannot always beat the intra coder (scene cuts, content they predict badly).
         """
-        if frame_types not in FRAME_TYPES:
-            raise NeuralCodecError(f"frame types must be one of {', '.join(FRAME_TYPES)}, got {frame_types!r}")
+        frame_types = self._check_frame_types(frame_types)
         self.prior.require_frozen()
         self.intra.hyperprior.require_frozen()
         device = self._device()
