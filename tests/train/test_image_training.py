@@ -101,10 +101,10 @@ def test_short_training_orders_rate_and_quality(shared_data, tmp_path):
     assert psnrs == sorted(psnrs) and psnrs[0] > 20
 
 
-@pytest.mark.parametrize("experiment", ["image_channel_context"])
+@pytest.mark.parametrize("experiment", ["image_channel_context_continue"])
 def test_warm_start_experiments_begin_at_the_shipped_model(experiment):
-    """The context experiments warm-start from the shipped model (context networks the file lacks start
-    at zero), so before any step they code exactly like the shipped model."""
+    """The continuation warm-starts from the shipped model (every weight and integer table loaded), so
+    before any step it codes exactly like the shipped model."""
     from omegaconf import OmegaConf
 
     from neuralcodec.codecs.registry import build_codec
