@@ -228,7 +228,7 @@ def report(results: list[ImageResult], codec, qualities, model_name: str, baseli
            refine_steps: int = 0) -> str:
     lines = ["## Image codec vs JPEG / WebP / AVIF (`python -m benchmarks.image`)", "",
              f"Model `{model_name}` (fingerprint `{codec.fingerprint().hex()[:16]}`, N={codec.N}, M={codec.M}, "
-             f"entropy model `{getattr(codec, 'entropy_model_id', '?')}`, {codec.num_qualities} quality levels); {len(results)} development photos; {machine_line()}.",
+             f"entropy model `{codec.entropy_model_id}`, {codec.num_qualities} quality levels); {len(results)} development photos; {machine_line()}.",
              "Actual file sizes (container included); PSNR on 8-bit RGB (gray for `camera.png`); JPEG/WebP/AVIF "
              "from Pillow, quality searched per image for the file closest to each neural point's bpp.", "",
              "| quality | bpp | PSNR | MS-SSIM | JPEG bpp / PSNR | WebP bpp / PSNR | AVIF bpp / PSNR |",

@@ -69,7 +69,7 @@ def _curve(rates, psnrs):
 
 def _measured_photo():
     """A fake codec and one photo measured at 4 rates: ours 2 dB above every classic codec."""
-    codec = SimpleNamespace(fingerprint=lambda: bytes(8), N=16, M=24, num_qualities=4)
+    codec = SimpleNamespace(fingerprint=lambda: bytes(8), N=16, M=24, num_qualities=4, entropy_model_id="hyperprior/test")
     rates = [0.1, 0.2, 0.4, 0.8]
     result = ImageResult("a.png", "skimage", 256 * 256, neural=_curve(rates, [28, 31, 34, 37]),
                          encode_s=[0.1] * 4, decode_s=[0.1] * 4)

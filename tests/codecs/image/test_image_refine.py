@@ -23,6 +23,15 @@ def _image(seed: int = 0, height: int = 40, width: int = 56) -> torch.Tensor:
     return (base + 0.02 * torch.randn(base.shape, generator=g)).clamp(0, 1)
 
 
+def _poor_encoder_codec():
+    """A test codec with a deliberately poor analysis transform: refinement has a gap to close."""
+    codec = make_codec()
+    with torch.no_grad():
+        codec.g_a[-1].weight.mul_(0.5)
+        codec.g_a[-1].bias.mul_(0.5)
+    return codec
+
+
 def _cost(codec, image, metadata, chunks, quality):
     lam = float(interpolate_lambdas(codec.lambdas, torch.tensor([float(quality)]))[0])
     mse = float((codec.decompress(metadata, chunks) - image).pow(2).mean())
@@ -31,10 +40,7 @@ def _cost(codec, image, metadata, chunks, quality):
 
 @pytest.mark.parametrize("quality", [2, 3])
 def test_refinement_lowers_the_exact_cost_of_a_poor_encoder(quality):
-    codec = make_codec()
-    with torch.no_grad():  # a deliberately poor analysis transform: refinement has a gap to close
-        codec.g_a[-1].weight.mul_(0.5)
-        codec.g_a[-1].bias.mul_(0.5)
+    codec = _poor_encoder_codec()
     image = _image()
     before = {k: v.clone() for k, v in codec.state_dict().items()}
     fingerprint = codec.fingerprint()
@@ -88,10 +94,7 @@ def test_steps_option_is_validated():
 
 def test_bf16_synthesis_refines_as_well_as_float32():
     """The default bf16 synthesis (a faster search) closes the same gap as the float32 one."""
-    codec = make_codec()
-    with torch.no_grad():
-        codec.g_a[-1].weight.mul_(0.5)
-        codec.g_a[-1].bias.mul_(0.5)
+    codec = _poor_encoder_codec()
     image = _image(3)
     quality = 3
     q = torch.tensor([float(quality)])
