@@ -1,6 +1,7 @@
 """GAN training of audio codecs: the rate-distortion module plus discriminators (manual optimisation).
 
-Generator loss = ``mel_weight`` * multi-resolution mel L1 + quantizer loss + token-prior cross
+Generator loss = ``mel_weight`` * multi-resolution mel L1 (+ ``stft_weight`` * linear-frequency
+multi-resolution STFT loss, off by default) + quantizer loss + token-prior cross
 entropy (bits per token; trains only the prior, codes are detached) and, after
 ``adversarial_start`` steps, hinge adversarial + feature-matching terms from a multi-period and a
 multi-resolution STFT discriminator. Validation logs mel distance, PESQ-WB and STOI of the real
@@ -15,8 +16,8 @@ import torch
 from torch import Tensor
 
 from neuralcodec.train.discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscriminator
-from neuralcodec.train.losses import (MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
-                                      generator_adversarial_loss)
+from neuralcodec.train.losses import (MultiResolutionMelLoss, MultiResolutionSTFTLoss, discriminator_loss,
+                                      feature_matching_loss, generator_adversarial_loss)
 from neuralcodec.train.metrics import speech_quality
 from neuralcodec.train.module import CodecModule
 
@@ -30,17 +31,20 @@ class AudioGANModule(CodecModule):
                  feature_weight: float = 2.0, prior_weight: float = 1.0, adversarial_start: int = 2000,
                  mpd_periods: Sequence[int] = (2, 3, 5, 7, 11), mpd_channels: Sequence[int] = (16, 32, 64, 128),
                  mrd_fft_sizes: Sequence[int] = (256, 512, 1024), mrd_channels: int = 32,
-                 val_metrics: bool = True, channels_last: bool = False) -> None:
+                 val_metrics: bool = True, channels_last: bool = False, stft_weight: float = 0.0,
+                 stft_fft_sizes: Sequence[int] = (512, 1024, 2048)) -> None:
         super().__init__(codec, lr, tuple(betas), weight_decay, warmup_steps, total_steps, grad_clip, channels_last)
         self.save_hyperparameters({"mel_weight": mel_weight, "adversarial_weight": adversarial_weight,
                                    "feature_weight": feature_weight, "prior_weight": prior_weight,
                                    "adversarial_start": adversarial_start, "mpd_periods": list(mpd_periods),
                                    "mpd_channels": list(mpd_channels), "mrd_fft_sizes": list(mrd_fft_sizes),
-                                   "mrd_channels": mrd_channels, "val_metrics": val_metrics})
+                                   "mrd_channels": mrd_channels, "val_metrics": val_metrics,
+                                   "stft_weight": stft_weight, "stft_fft_sizes": list(stft_fft_sizes)})
         self.automatic_optimization = False
         self.mpd = MultiPeriodDiscriminator(mpd_periods, mpd_channels)
         self.mrd = MultiResolutionSTFTDiscriminator(mrd_fft_sizes, mrd_channels)
         self.mel_loss = MultiResolutionMelLoss(self.codec.sample_rate)
+        self.stft_loss = MultiResolutionSTFTLoss(stft_fft_sizes)
 
     def configure_optimizers(self):
         gen = self._optimizer(self.codec.parameters())
@@ -76,6 +80,10 @@ class AudioGANModule(CodecModule):
             mel = self.mel_loss(fake, real)
             prior_bits = out.token_bits / out.num_tokens.clamp_min(1)
             g_loss = hp.mel_weight * mel + out.quantizer.loss + hp.prior_weight * prior_bits
+            if hp.stft_weight > 0:
+                stft = self.stft_loss(fake, real)
+                g_loss = g_loss + hp.stft_weight * stft
+                logs["stft"] = stft.detach()
             if adversarial:
                 with torch.no_grad():
                     real_out = self._discriminate(real)
