@@ -26,13 +26,15 @@ CLAIMS = {
     "debug": (16000, 50, 2, 64, 600, ResidualVQ, VocosDecoder, False),
     "speech_rvq": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),
     "speech_continue": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # speech_rvq, warm-started
+    "speech_continue_stft": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # + linear STFT loss
     "music_rvq": (32000, 50, 8, 1024, 4000, ResidualVQ, VocosDecoder, False),
     "speech_wavtokenizer": (24000, 75, 1, 4096, 900, VectorQuantizer, VocosDecoder, True),  # 75 x 12 bits
     "speech_hificodec": (16000, 50, 4, 1024, 2000, GroupResidualVQ, HiFiGANDecoder, False),  # 2 groups x 2
     "speech_fsq": (24000, 75, 1, 4096, 900, FSQ, VocosDecoder, True),  # 8^4 implicit codes
 }
 # Lower bitrates a stream can use (GRVQ: whole stages, i.e. multiples of the number of groups).
-SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "speech_continue": [1, 2, 3], "music_rvq": list(range(1, 9)),
+SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "speech_continue": [1, 2, 3],
+            "speech_continue_stft": [1, 2, 3], "music_rvq": list(range(1, 9)),
             "speech_wavtokenizer": [1], "speech_hificodec": [2, 4], "speech_fsq": [1]}
 
 # Shrinks a preset to test size without touching what it claims (rates, codebooks, decoder type).
@@ -85,7 +87,7 @@ def test_every_audio_experiment_has_claims():
 def test_preset_builds_and_is_what_it_claims(name):
     codec = build_codec(_codec_config([f"experiment={name}"]))
     _check_claims(codec, name)
-    if name in ("speech_rvq", "speech_continue", "music_rvq"):
+    if name in ("speech_rvq", "speech_continue", "speech_continue_stft", "music_rvq"):
         assert codec.quantizer.dropout > 0  # one model, several bitrates
 
 
