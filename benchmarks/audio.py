@@ -9,6 +9,8 @@ development set, and LJSpeech and CMU ARCTIC are not in it at all), measured in 
 * actual kbit/s: size of the ``.bin`` file written by the ``codec encode`` code path (container
   header, chunk framing and CRCs included) x 8 / clip duration;
 * PESQ-WB and STOI (speech only; :func:`neuralcodec.train.metrics.speech_quality`, at 16 kHz),
+  pitch errors (speech only; :func:`neuralcodec.eval.pitch.pitch_errors`: median F0 error in cents,
+  gross pitch, voicing and F0 frame error rates),
   mel distance (:class:`neuralcodec.train.losses.MultiResolutionMelLoss`, the validation metric)
   and SI-SDR (:func:`neuralcodec.train.metrics.si_sdr`) of the decoded file against the input;
 * a constant delay of the decoded signal (within +-40 ms; cross-correlation of the amplitude
@@ -366,6 +368,17 @@ def table(runs: list[Run], speech: bool) -> list[str]:
     return lines
 
 
+def pitch_table(runs: list[Run]) -> list[str]:
+    """Pitch fidelity per codec (:mod:`neuralcodec.eval.pitch`), means of the per-clip figures."""
+    lines = ["| codec | F0 error (median cents) | gross pitch error | voicing error | F0 frame error |",
+             "|---|---|---|---|---|"]
+    for run in runs:
+        if not run.note:
+            lines.append(f"| {run.label} | {_f(run.mean('f0_cents'), 0)} | {_f(100 * run.mean('gpe'), 1)} % | "
+                         f"{_f(100 * run.mean('vde'), 1)} % | {_f(100 * run.mean('ffe'), 1)} % |")
+    return lines
+
+
 def corpus_table(runs: list[Run], corpora: list[str], key: str, digits: int) -> list[str]:
     lines = ["| codec | " + " | ".join(corpora) + " |", "|---" * (len(corpora) + 1) + "|"]
     for run in runs:
@@ -476,6 +489,10 @@ def main(argv: list[str] | None = None) -> int:
                 lines += ["PESQ-WB by corpus (asterisk speakers occur in the training corpus with other prompts; "
                           "cmu_arctic and ljspeech speakers do not):", ""]
                 lines += corpus_table(runs, corpora, "pesq_wb", 2) + [""]
+                lines += ["Pitch of the decoded speech against the input (Praat autocorrelation F0, 10 ms frames, "
+                          "60-500 Hz; gross: off by > 20 %, on frames voiced in both; voicing: voiced in one only; "
+                          "F0 frame error: either, over all frames):", ""]
+                lines += pitch_table(runs) + [""]
             else:
                 lines += ["Mel distance by corpus:", ""] + corpus_table(runs, corpora, "mel", 3) + [""]
             lines += model_notes(run, codec, runs, speech)

@@ -76,11 +76,14 @@ def align(decoded: torch.Tensor, reference: torch.Tensor, rate: int) -> tuple[to
 
 
 def score(decoded: torch.Tensor, reference: torch.Tensor, rate: int, speech: bool) -> dict[str, float]:
-    """PESQ-WB, STOI (speech only), mel distance and SI-SDR of ``decoded [T']`` against ``reference [T]``.
+    """PESQ-WB, STOI and pitch errors (speech only), mel distance and SI-SDR of ``decoded [T']`` against
+    ``reference [T]``. The pitch errors are :func:`neuralcodec.eval.pitch.pitch_errors`'s ``f0_cents``,
+    ``gpe``, ``vde`` and ``ffe`` (NaN for non-speech).
 
     A constant delay (Codec2 has ~16 ms) is removed first: PESQ aligns by itself, STOI, SI-SDR and
     the mel distance do not. The delay in samples is returned under ``"delay"``.
     """
+    from neuralcodec.eval.pitch import pitch_errors
     from neuralcodec.train.losses import MultiResolutionMelLoss
     from neuralcodec.train.metrics import si_sdr, speech_quality
 
@@ -89,7 +92,9 @@ def score(decoded: torch.Tensor, reference: torch.Tensor, rate: int, speech: boo
         _MEL[rate] = MultiResolutionMelLoss(rate)
     with torch.no_grad():
         mel = float(_MEL[rate](est[None, None], reference[None, None]))
-    out = {"mel": mel, "si_sdr": si_sdr(est, reference), "pesq_wb": math.nan, "stoi": math.nan, "delay": lag}
+    out = {"mel": mel, "si_sdr": si_sdr(est, reference), "pesq_wb": math.nan, "stoi": math.nan, "delay": lag,
+           "f0_cents": math.nan, "gpe": math.nan, "vde": math.nan, "ffe": math.nan}
     if speech:
         out.update(speech_quality(est[None], reference[None], rate))
+        out.update(pitch_errors(est, reference, rate))
     return out

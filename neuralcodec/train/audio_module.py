@@ -4,7 +4,8 @@ Generator loss = ``mel_weight`` * multi-resolution mel L1 (+ ``stft_weight`` * l
 multi-resolution STFT loss, off by default) + quantizer loss + token-prior cross
 entropy (bits per token; trains only the prior, codes are detached) and, after
 ``adversarial_start`` steps, hinge adversarial + feature-matching terms from a multi-period and a
-multi-resolution STFT discriminator. Validation logs mel distance, PESQ-WB and STOI of the real
+multi-resolution STFT discriminator. Validation logs mel distance, PESQ-WB, STOI and pitch errors
+(median F0 error in cents, gross pitch and voicing error rates) of the real
 quantized path (``encode`` -> ``decode``), plus per-codebook usage and the prior's bits per token.
 """
 
@@ -18,7 +19,7 @@ from torch import Tensor
 from neuralcodec.train.discriminators import MultiPeriodDiscriminator, MultiResolutionSTFTDiscriminator
 from neuralcodec.train.losses import (MultiResolutionMelLoss, MultiResolutionSTFTLoss, discriminator_loss,
                                       feature_matching_loss, generator_adversarial_loss)
-from neuralcodec.train.metrics import speech_quality
+from neuralcodec.train.metrics import pitch_quality, speech_quality
 from neuralcodec.train.module import CodecModule
 
 
@@ -127,5 +128,7 @@ class AudioGANModule(CodecModule):
         bits = -torch.log2(likelihoods.clamp_min(1e-12)).sum() / codes.numel()
         self.log("val/prior_bits_per_token", bits, on_epoch=True, batch_size=real.shape[0])
         if self.hparams.val_metrics:
-            for name, value in speech_quality(fake[:, 0], real[:, 0], codec.sample_rate).items():
+            scores = {**speech_quality(fake[:, 0], real[:, 0], codec.sample_rate),
+                      **pitch_quality(fake[:, 0], real[:, 0], codec.sample_rate)}
+            for name, value in scores.items():
                 self.log(f"val/{name}", value, on_epoch=True, batch_size=real.shape[0])

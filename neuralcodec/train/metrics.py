@@ -1,4 +1,4 @@
-"""Objective audio quality metrics used in validation and benchmarks (PESQ-WB, STOI, SI-SDR, mel distance)."""
+"""Objective audio quality metrics used in validation and benchmarks (PESQ-WB, STOI, pitch errors, SI-SDR)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,24 @@ def speech_quality(estimate: Tensor, reference: Tensor, sample_rate: int) -> dic
         stoi_values.append(stoi(r, e, 16000, extended=False))
     return {"pesq_wb": float(np.mean(pesq_values)) if pesq_values else math.nan,
             "stoi": float(np.mean(stoi_values)) if stoi_values else math.nan}
+
+
+def pitch_quality(estimate: Tensor, reference: Tensor, sample_rate: int) -> dict[str, float]:
+    """Median F0 error (cents), gross pitch error and voicing error of ``[B, T]`` signals, batch means.
+
+    Tracks both with :class:`neuralcodec.codecs.audio.pitch.YinPitch` (10 ms frames; pure torch, so
+    validation needs no Praat) and scores them with :func:`neuralcodec.eval.pitch.track_errors`;
+    items without a frame voiced in both are left out of the F0 error and the gross pitch error.
+    """
+    from neuralcodec.codecs.audio.pitch import YinPitch
+    from neuralcodec.eval.pitch import track_errors
+
+    tracker = YinPitch(sample_rate, sample_rate // 100)
+    est = tracker(estimate.detach().float().cpu())[0].numpy()
+    ref = tracker(reference.detach().float().cpu())[0].numpy()
+    rows = [track_errors(e, r) for e, r in zip(est, ref)]
+    out = {}
+    for key in ("f0_cents", "gpe", "vde"):
+        values = [row[key] for row in rows if not math.isnan(row[key])]
+        out[key] = float(np.mean(values)) if values else math.nan
+    return out

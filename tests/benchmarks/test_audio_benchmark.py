@@ -30,3 +30,14 @@ def test_cli_round_trip_and_token_bits(tmp_path):
     assert rate == 16000 and decoded.shape[0] == 16000
     payload, nominal = token_bits(codec, tmp_path / "tone.bin")
     assert 0 < payload and nominal == 50 * 2 * 4  # 1 s x 50 frames x 2 codebooks x 4 bits
+
+
+def test_pitch_table_averages_the_per_clip_errors():
+    """Each codec's row holds the mean over clips of the median F0 error and the three error rates
+    (in %); clips where a measure is undefined (NaN) are left out, n/a rows are skipped."""
+    from benchmarks.audio import Run, pitch_table
+
+    clips = [{"corpus": "a", "f0_cents": 40.0, "gpe": 0.1, "vde": 0.2, "ffe": 0.25},
+             {"corpus": "b", "f0_cents": math.nan, "gpe": math.nan, "vde": 0.4, "ffe": 0.45}]
+    lines = pitch_table([Run("ours", per_clip=clips), Run("missing", note="no ffmpeg")])
+    assert lines[2] == "| ours | 40 | 10.0 % | 30.0 % | 35.0 % |" and len(lines) == 3
