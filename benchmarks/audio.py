@@ -391,7 +391,7 @@ def model_notes(run: Run, codec, runs: list[Run], speech: bool) -> list[str]:
     saving = 1 - run.payload_bits / run.nominal_bits if run.nominal_bits else math.nan
     seconds = run.timed_s
     lines = [f"**{run.label}** ({codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, "
-             f"{codec.num_codebooks} x {codec.codebook_size} codes):",
+             f"codes of {' + '.join(str(n) for n in codec.codebook_sizes[:codec.default_codebooks])} entries):",
              f"- nominal {codec.nominal_bitrate() / 1000:.3f} kbit/s; token payload "
              f"{run.payload_bits / seconds / 1000:.3f} kbit/s, i.e. entropy coding saves {100 * saving:.1f} % of the "
              f"nominal bits; the file adds {(run.kbps * 1000 - run.payload_bits / seconds) / 1000:.3f} kbit/s of "

@@ -27,14 +27,18 @@ CLAIMS = {
     "speech_rvq": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),
     "speech_continue": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # speech_rvq, warm-started
     "speech_continue_stft": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # + linear STFT loss
+    # pitch row (128 levels) + RVQ 3 x 1024; files default to pitch + 2 stages: 50 x (7 + 20) bit/s
+    "speech_pitch": (16000, 50, 4, 1024, 1350, ResidualVQ, VocosDecoder, False),
     "music_rvq": (32000, 50, 8, 1024, 4000, ResidualVQ, VocosDecoder, False),
     "speech_wavtokenizer": (24000, 75, 1, 4096, 900, VectorQuantizer, VocosDecoder, True),  # 75 x 12 bits
     "speech_hificodec": (16000, 50, 4, 1024, 2000, GroupResidualVQ, HiFiGANDecoder, False),  # 2 groups x 2
     "speech_fsq": (24000, 75, 1, 4096, 900, FSQ, VocosDecoder, True),  # 8^4 implicit codes
 }
+# Presets that send pitch: levels of codes row 0.
+PITCH_LEVELS = {"speech_pitch": 128}
 # Lower bitrates a stream can use (GRVQ: whole stages, i.e. multiples of the number of groups).
 SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "speech_continue": [1, 2, 3],
-            "speech_continue_stft": [1, 2, 3], "music_rvq": list(range(1, 9)),
+            "speech_continue_stft": [1, 2, 3], "speech_pitch": [2, 3, 4], "music_rvq": list(range(1, 9)),
             "speech_wavtokenizer": [1], "speech_hificodec": [2, 4], "speech_fsq": [1]}
 
 # Shrinks a preset to test size without touching what it claims (rates, codebooks, decoder type).
@@ -49,7 +53,7 @@ TINY_DECODER = {
     HiFiGANDecoder: ["model.codec.decoder.channels=32", "model.codec.decoder.kernel_sizes=[3]",
                      "model.codec.decoder.dilations=[1,3]"],
 }
-NEW_PRESETS = ["speech_wavtokenizer", "speech_hificodec", "speech_fsq"]
+NEW_PRESETS = ["speech_wavtokenizer", "speech_hificodec", "speech_fsq", "speech_pitch"]
 
 
 def _audio_experiments() -> list[str]:
@@ -69,7 +73,8 @@ def _codec_config(overrides) -> dict:
 def _check_claims(codec, name: str) -> None:
     rate, fps, q, size, bps, quantizer, decoder, attention = CLAIMS[name]
     assert (codec.sample_rate, codec.frame_rate, codec.num_codebooks, codec.codebook_size) == (rate, fps, q, size)
-    assert codec.codebook_sizes == [size] * q
+    pitch = [PITCH_LEVELS[name]] if name in PITCH_LEVELS else []
+    assert codec.codebook_sizes == pitch + [size] * (q - len(pitch))
     assert codec.nominal_bitrate() == pytest.approx(bps)
     assert isinstance(codec.quantizer, quantizer) and isinstance(codec.decoder, decoder)
     has_attention = any(isinstance(m, SelfAttentionBlock) for m in codec.decoder.modules())
@@ -87,7 +92,7 @@ def test_every_audio_experiment_has_claims():
 def test_preset_builds_and_is_what_it_claims(name):
     codec = build_codec(_codec_config([f"experiment={name}"]))
     _check_claims(codec, name)
-    if name in ("speech_rvq", "speech_continue", "speech_continue_stft", "music_rvq"):
+    if name in ("speech_rvq", "speech_continue", "speech_continue_stft", "speech_pitch", "music_rvq"):
         assert codec.quantizer.dropout > 0  # one model, several bitrates
 
 
@@ -110,6 +115,22 @@ def test_speech_continue_warm_starts_from_the_shipped_model_without_its_entropy_
         ours, theirs = getattr(codec, part).state_dict(), getattr(shipped, part).state_dict()
         assert all(torch.equal(ours[k], theirs[k].to(ours[k].dtype)) for k in theirs)
     assert all(torch.equal(v, fresh_prior[k]) for k, v in codec.prior.state_dict().items())
+
+
+def test_speech_pitch_warm_starts_from_the_shipped_model_and_decodes_like_it():
+    """speech_pitch loads the shipped speech model with a fresh decoder pitch input (zero) and token
+    prior: before training it gives the shipped model's codes in rows 1.. and the same audio."""
+    from neuralcodec.train.run import _warm_start
+
+    cfg = compose(["experiment=speech_pitch"])
+    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
+    _warm_start(codec, cfg.init_from, cfg.init_from_new_modules, cfg.init_from_skip_modules)
+    codec.eval()
+    shipped = load_codec("speech").eval()
+    wav = 0.05 * torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
+    codes = codec.encode(wav)
+    assert torch.equal(codes[:, 1:], shipped.encode(wav))
+    assert torch.equal(codec.decode(codes), shipped.decode(codes[:, 1:]))
 
 
 def test_wavtokenizer_40_frames_per_second_variant():
@@ -158,7 +179,7 @@ def _tone_file(path, seconds: float, rate: int):
 def test_preset_trains_exports_and_codes_files(name, audio_dir, tmp_path, capsys):
     decoder = CLAIMS[name][6]
     overrides = [f"experiment={name}", f"data.train_dir={audio_dir}", f"run_dir={tmp_path / 'run'}",
-                 *TINY, *TINY_DECODER[decoder]]
+                 *TINY, *TINY_DECODER[decoder], "init_from=null"]  # tiny sizes: no warm start
     exported = train(compose(overrides))
     codec = load_codec(exported)
     _check_claims(codec, name)
@@ -175,7 +196,7 @@ def test_preset_trains_exports_and_codes_files(name, audio_dir, tmp_path, capsys
     capsys.readouterr()
     assert main(["info", "--json", str(out_bin)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["metadata"]["num_codebooks"] == codec.num_codebooks
+    assert summary["metadata"]["num_codebooks"] == codec.default_codebooks
     assert summary["metadata"]["nominal_bps"] == pytest.approx(CLAIMS[name][4])
     assert summary["payload_bits_per_second"] > 0
 
@@ -185,10 +206,10 @@ def test_preset_trains_exports_and_codes_files(name, audio_dir, tmp_path, capsys
     metadata, chunks = codec.compress(wav, rate)
     payloads = list(chunks)
     assert len(payloads) >= 4
-    whole = codec.encode(wav, rate)
+    whole = codec.encode(wav, rate, num_codebooks=codec.default_codebooks)
     frames = whole.shape[-1]
     parsed = [codec._parse_chunk(p, 1, min(codec.chunk_frames, frames - i * codec.chunk_frames),
-                                 codec.num_codebooks, i) for i, p in enumerate(payloads)]
+                                 codec.default_codebooks, i) for i, p in enumerate(payloads)]
     assert torch.equal(torch.cat(parsed, dim=-1), whole)
     streamed, out_rate = codec.decompress(metadata, payloads)
     offline = codec.decode(whole)[0, :, : wav.shape[-1]]

@@ -24,6 +24,7 @@ from torch import Tensor
 from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.audio.decoders import HiFiGANDecoder, VocosDecoder
 from neuralcodec.codecs.audio.encoder import SpectralEncoder
+from neuralcodec.codecs.audio.pitch import PitchQuantizer, YinPitch
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.entropy import PRECISION, TABLE_VERSION, TokenPrior
 from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior, CircuitTokenPriorModule
@@ -53,7 +54,15 @@ class AudioCodec(Codec):
     ``config`` keys: ``sample_rate``, ``hop_length``, ``latent_dim``, ``encoder`` (kwargs of
     :class:`SpectralEncoder`), ``decoder`` (``type``: ``vocos`` | ``hifigan`` + kwargs),
     ``quantizer`` (kwargs of :func:`neuralcodec.quantizers.build_quantizer`), ``prior`` (kwargs of
-    :class:`neuralcodec.entropy.TokenPrior`), optional ``chunk_seconds`` and ``name``.
+    :class:`neuralcodec.entropy.TokenPrior`), optional ``chunk_seconds``, ``name`` and
+    ``default_codebooks`` (the setting files are coded with unless a bitrate is asked for).
+
+    Optional ``pitch`` (kwargs ``levels``, ``fmin``, ``fmax``, ``harmonics`` of
+    :class:`~neuralcodec.codecs.audio.pitch.PitchQuantizer`; Vocos decoder only): F0 is sent
+    explicitly. The encoder tracks it per token frame (:class:`~neuralcodec.codecs.audio.pitch.YinPitch`,
+    frame-local, so chunking and batching keep their guarantees), codes row 0 holds the pitch level
+    (0 = unvoiced) and rows ``1..`` the quantizer's codes; the decoder is conditioned on it. The
+    bitrate settings then count the pitch row: ``num_codebooks = 1 + quantizer stages``.
 
     Optional ``circuit_prior`` (kwargs ``window``, ``hidden``, ``emissions`` of
     :class:`~neuralcodec.entropy.circuits.token_grid.CircuitTokenPriorModule`): a second entropy
@@ -80,20 +89,30 @@ class AudioCodec(Codec):
         self.quantizer = build_quantizer(dim=latent_dim, **cfg["quantizer"])
         dec_cfg = dict(cfg.get("decoder", {}))
         dec_type = dec_cfg.pop("type", "vocos")
+        self.pitch: PitchQuantizer | None = None
+        self.pitch_tracker: YinPitch | None = None
+        if cfg.get("pitch") is not None:
+            if dec_type != "vocos":
+                raise ValueError(f"pitch conditioning needs the vocos decoder, not {dec_type!r}")
+            self.pitch = PitchQuantizer(**cfg["pitch"])
+            self.pitch_tracker = YinPitch(self.sample_rate, self.hop_length, fmin=self.pitch.fmin, fmax=self.pitch.fmax)
+            dec_cfg["pitch_features"] = self.pitch.num_features
         if dec_type == "vocos":
             self.decoder = VocosDecoder(latent_dim, self.hop_length, **dec_cfg)
         elif dec_type == "hifigan":
             self.decoder = HiFiGANDecoder(latent_dim, self.hop_length, **dec_cfg)
         else:
             raise ValueError(f"unknown decoder type {dec_type!r} (expected 'vocos' or 'hifigan')")
-        self.prior = TokenPrior(list(self.quantizer.codebook_sizes), **cfg.get("prior", {}))
+        self.prior = TokenPrior(self.codebook_sizes, **cfg.get("prior", {}))
         self.circuit_prior: CircuitTokenPriorModule | None = None
         if cfg.get("circuit_prior") is not None:
-            sizes = set(self.quantizer.codebook_sizes)
+            sizes = set(self.codebook_sizes)
             if len(sizes) != 1:
                 raise ValueError(f"circuit_prior needs codebooks of one size, got {sorted(sizes)}")
-            self.circuit_prior = CircuitTokenPriorModule(self.quantizer.num_codebooks, sizes.pop(),
+            self.circuit_prior = CircuitTokenPriorModule(self.num_codebooks, sizes.pop(),
                                                          **cfg["circuit_prior"])
+        if self.default_codebooks not in self.codebook_settings:
+            raise ValueError(f"default_codebooks {self.default_codebooks} is not one of the settings {self.codebook_settings}")
         self.chunk_frames = max(1, int(round(float(cfg.get("chunk_seconds", 10.0)) * self.frame_rate)))
         # Context on each side of a chunk: covers the encoder's and decoder's receptive fields, so
         # chunked coding matches whole-file coding up to float rounding (see tests). Not with
@@ -109,11 +128,16 @@ class AudioCodec(Codec):
 
     @property
     def num_codebooks(self) -> int:
-        return self.quantizer.num_codebooks
+        """Rows of the codes: the quantizer's stages, plus the pitch row when the model sends pitch."""
+        return self.quantizer.num_codebooks + self._pitch_rows
 
     @property
     def codebook_sizes(self) -> list[int]:
-        return list(self.quantizer.codebook_sizes)
+        return ([self.pitch.levels] if self.pitch is not None else []) + list(self.quantizer.codebook_sizes)
+
+    @property
+    def _pitch_rows(self) -> int:
+        return 0 if self.pitch is None else 1
 
     @property
     def codebook_size(self) -> int:
@@ -123,10 +147,11 @@ class AudioCodec(Codec):
     def codebook_settings(self) -> list[int]:
         """The numbers of codebooks a stream may use (each a lower-bitrate prefix of the codes).
 
-        Every count for residual VQ; whole stages only for group-residual VQ (multiples of its groups).
+        Every count for residual VQ; whole stages only for group-residual VQ (multiples of its groups);
+        with pitch, the pitch row is always sent and counted.
         """
         step = self.quantizer.codebook_step
-        return list(range(step, self.num_codebooks + 1, step))
+        return [self._pitch_rows + q for q in range(step, self.quantizer.num_codebooks + 1, step)]
 
     @property
     def entropy_models(self) -> dict[str, str]:
@@ -170,8 +195,9 @@ class AudioCodec(Codec):
         return self.prior
 
     def nominal_bitrate(self, num_codebooks: int | None = None) -> float:
-        """Bits per second of the raw token stream (``log2`` of codebook sizes x frame rate)."""
-        q = num_codebooks or self.num_codebooks
+        """Bits per second of the raw token stream (``log2`` of codebook sizes x frame rate) with
+        ``num_codebooks`` rows (:attr:`default_codebooks` when None)."""
+        q = num_codebooks or self.default_codebooks
         return sum(math.log2(s) for s in self.codebook_sizes[:q]) * self.frame_rate
 
     # ----- training path --------------------------------------------------------------------
@@ -179,10 +205,15 @@ class AudioCodec(Codec):
         """``wav`` ``[B, 1, T]`` (``T`` a multiple of ``hop_length``) -> reconstruction, quantizer output, token bits."""
         z = self.encoder(wav)
         q = self.quantizer(z)
-        audio = self.decoder(q.quantized)
+        codes = q.codes.detach()
+        if self.pitch is not None:
+            pitch = self._pitch_codes(wav)
+            audio = self.decoder(q.quantized, pitch=self.pitch.features(pitch))
+            codes = torch.cat([pitch[:, None], codes], dim=1)
+        else:
+            audio = self.decoder(q.quantized)
         # Quantizer dropout marks absent stages with -1; the prior treats them exactly as the coder
         # does at that item's lower bitrate (absent context, zero cost).
-        codes = q.codes.detach()
         present = codes >= 0
         likelihoods = self.prior(codes)
         token_bits = -torch.log2(likelihoods.clamp_min(1e-12)).sum()
@@ -235,20 +266,40 @@ class AudioCodec(Codec):
             wav = wav * valid  # samples past an item's length are batch padding: zero, as when alone
             item_frames = torch.clamp(torch.ceil(lengths.float() / self.hop_length), min=1).long()
             mask = (torch.arange(frames, device=wav.device)[None] < item_frames[:, None]).float()[:, None]
-        return self._quantize(self.encoder(wav, mask), num_codebooks)
+        codes = self._tokens(wav, num_codebooks, mask)
+        if mask is not None and self.pitch is not None:
+            codes[:, 0] *= mask[:, 0].long()  # batch padding frames: unvoiced, as the RVQ rows' padding is arbitrary
+        return codes
 
-    def _quantize(self, z: Tensor, num_codebooks: int | None) -> Tensor:
-        """Latent -> codes with the first ``num_codebooks`` codebooks (all when None)."""
-        if num_codebooks is None or num_codebooks == self.num_codebooks:
-            return self.quantizer.encode(z)
-        return self.quantizer.encode(z, num_codebooks=num_codebooks)
+    def _tokens(self, wav: Tensor, num_codebooks: int | None, mask: Tensor | None = None) -> Tensor:
+        """Model-rate waveform ``[B, 1, F * hop]`` -> codes ``[B, q, F]`` with the first ``q`` rows (all when None)."""
+        q = self.num_codebooks if num_codebooks is None else int(num_codebooks)
+        z = self.encoder(wav, mask)
+        stages = q - self._pitch_rows
+        if stages < 1:
+            raise UsageError(f"this model sends pitch in row 0: num_codebooks must be at least 2, got {q}")
+        codes = self.quantizer.encode(z) if stages == self.quantizer.num_codebooks else \
+            self.quantizer.encode(z, num_codebooks=stages)
+        if self.pitch is None:
+            return codes
+        return torch.cat([self._pitch_codes(wav)[:, None], codes], dim=1)
+
+    def _pitch_codes(self, wav: Tensor) -> Tensor:
+        """Pitch level per token frame ``[B, F]`` of a model-rate waveform ``[B, 1, F * hop]``."""
+        assert self.pitch is not None and self.pitch_tracker is not None
+        f0, _ = self.pitch_tracker(wav[:, 0].detach().float())
+        return self.pitch.encode(f0)
 
     @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[B, Q', F]`` (``Q' <= Q`` for a lower bitrate) -> waveform ``[B, 1, F * hop]``."""
         if codes.dim() != 3:
             raise ValueError(f"expected codes [B, Q, F], got shape {tuple(codes.shape)}")
-        return self.decoder(self.quantizer.decode(codes))
+        if self.pitch is None:
+            return self.decoder(self.quantizer.decode(codes))
+        if codes.shape[1] < 2:
+            raise ValueError(f"this model's codes hold the pitch row and at least one quantizer row, got {codes.shape[1]} row(s)")
+        return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]))
 
     # ----- chunked coding (container payloads) ----------------------------------------------
     def bitrate_to_codebooks(self, kbps: float) -> int:
@@ -260,8 +311,14 @@ class AudioCodec(Codec):
                              f"({self.nominal_bitrate(settings[0]) / 1000:.3f} kbit/s nominal)")
         return max(usable)
 
+    @property
+    def default_codebooks(self) -> int:
+        """The setting files are coded with when no bitrate is asked for (config ``default_codebooks``;
+        all codebooks unless set, e.g. to keep a pitch model's default within a bitrate budget)."""
+        return int(self.config.get("default_codebooks") or self.num_codebooks)
+
     def _check_codebooks(self, num_codebooks: int | None) -> int:
-        q = int(num_codebooks or self.num_codebooks)
+        q = int(num_codebooks or self.default_codebooks)
         if not 1 <= q <= self.num_codebooks:
             raise UsageError(f"num_codebooks must be in 1..{self.num_codebooks}, got {q}")
         if q not in self.codebook_settings:
@@ -316,7 +373,7 @@ class AudioCodec(Codec):
                 buffer = F.pad(buffer, (0, need - have))
             lo = max(0, start - margin)
             window = buffer[:, lo * hop - buffer_start: need - buffer_start].unsqueeze(1)
-            codes = self._quantize(self.encoder(window), q)[..., start - lo: stop - lo]
+            codes = self._tokens(window, q)[..., start - lo: stop - lo]
             strings = coder.compress(codes)
             yield b"".join(struct.pack("<I", len(s)) + s for s in strings)
             keep_from = max(0, stop - margin) * hop
@@ -347,7 +404,7 @@ class AudioCodec(Codec):
         unsupported = sorted(k for k, v in options.items() if v is not None)
         if unsupported:
             raise UsageError(f"option(s) not supported by the audio codec: {', '.join('--' + k.replace('_', '-') for k in unsupported)}")
-        q = self.bitrate_to_codebooks(bitrate) if bitrate is not None else self.num_codebooks
+        q = self.bitrate_to_codebooks(bitrate) if bitrate is not None else self.default_codebooks
         info = audio_info(path)
         if info.num_frames <= 0:
             raise MediaError(f"{path}: contains no audio samples")

@@ -20,10 +20,15 @@ class VocosDecoder(nn.Module):
 
     ``upsample > 1`` inserts a transposed convolution before the last ``depth // 2`` blocks so the
     iSTFT hop is ``hop_length / upsample``: a finer hop eases phase prediction for little compute.
+
+    ``pitch_features > 0``: ``forward`` also takes per-frame pitch features ``[B, pitch_features, F]``
+    (:meth:`neuralcodec.codecs.audio.pitch.PitchQuantizer.features`), added to the stem's output
+    through a zero-initialised 1x1 convolution, so a decoder trained without pitch warm-starts
+    unchanged and learns to use it.
     """
 
     def __init__(self, latent_dim: int, hop_length: int, dim: int = 384, depth: int = 8, hidden: int | None = None,
-                 upsample: int = 1, fft_factor: int = 4, attention: bool = False) -> None:
+                 upsample: int = 1, fft_factor: int = 4, attention: bool = False, pitch_features: int = 0) -> None:
         super().__init__()
         if hop_length % upsample:
             raise ValueError(f"hop_length {hop_length} is not divisible by upsample {upsample}")
@@ -31,6 +36,11 @@ class VocosDecoder(nn.Module):
         self.upsample = upsample
         self.stem = nn.Conv1d(latent_dim, dim, 7, padding=3)
         self.stem_norm = ChannelLayerNorm(dim)
+        self.pitch_proj: nn.Conv1d | None = None
+        if pitch_features > 0:
+            self.pitch_proj = nn.Conv1d(pitch_features, dim, 1)
+            nn.init.zeros_(self.pitch_proj.weight)
+            nn.init.zeros_(self.pitch_proj.bias)
         first = depth if upsample == 1 else depth - depth // 2
         self.backbone = ConvNeXtStack(dim, first, hidden, attention_after=(0,) if attention else ())
         if upsample > 1:
@@ -39,9 +49,13 @@ class VocosDecoder(nn.Module):
         self.out_norm = ChannelLayerNorm(dim)
         self.head = ISTFTHead(dim, fft_factor * hop_length // upsample, hop_length // upsample)
 
-    def forward(self, z: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = apply_mask(self.stem_norm(self.stem(apply_mask(z, mask))), mask)
-        x = self.backbone(x, mask)
+    def forward(self, z: Tensor, mask: Tensor | None = None, pitch: Tensor | None = None) -> Tensor:
+        x = self.stem_norm(self.stem(apply_mask(z, mask)))
+        if (pitch is None) != (self.pitch_proj is None):
+            raise ValueError("pitch features are required exactly when the decoder was built with pitch_features > 0")
+        if self.pitch_proj is not None:
+            x = x + self.pitch_proj(pitch)
+        x = self.backbone(apply_mask(x, mask), mask)
         if self.upsample > 1:
             fine_mask = None if mask is None else mask.repeat_interleave(self.upsample, dim=-1)
             x = apply_mask(self.up(x), fine_mask)
