@@ -54,9 +54,9 @@ class YinPitch(torch.nn.Module):
         offset = start + left
         return padded[:, offset: offset + (frames - 1) * self.hop + self.frame_length].unfold(-1, self.frame_length, self.hop)
 
-    def cmnd(self, wav: Tensor) -> Tensor:
-        """Cumulative-mean-normalised difference ``[B, N, tau_max + 2]`` (index = lag in samples)."""
-        x = self._frames(wav.double())
+    def _cmnd(self, x: Tensor) -> Tensor:
+        """Frames ``[B, N, frame_length]`` -> cumulative-mean-normalised difference ``[B, N, tau_max + 2]``
+        (index = lag in samples)."""
         w, lags = self.window, self.tau_max + 2
         size = 1 << (self.frame_length + w).bit_length()
         corr = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(x[..., :w], size).conj(), size)[..., :lags]
@@ -75,7 +75,8 @@ class YinPitch(torch.nn.Module):
     def forward(self, wav: Tensor) -> tuple[Tensor, Tensor]:
         if wav.dim() != 2:
             raise ValueError(f"expected a waveform batch [B, T], got shape {tuple(wav.shape)}")
-        d = self.cmnd(wav)
+        frames = self._frames(wav.double())
+        d = self._cmnd(frames)
         lo, hi = self.tau_min, self.tau_max
         band = d[..., lo: hi + 1]
         taus = torch.arange(lo, hi + 1, device=d.device)
@@ -91,8 +92,7 @@ class YinPitch(torch.nn.Module):
         curve = y0 - 2 * y1 + y2
         shift = torch.where(curve > 1e-12, 0.5 * (y0 - y2) / curve.clamp_min(1e-12), torch.zeros_like(curve))
         period = tau.double() + shift.clamp(-1, 1)
-        frames = self._frames(wav.double())[..., : self.window]
-        rms = frames.pow(2).mean(-1).sqrt()
+        rms = frames[..., : self.window].pow(2).mean(-1).sqrt()
         voiced = (y1 < self.voicing_threshold) & (rms > self.min_rms)
         f0 = torch.where(voiced, self.sample_rate / period, torch.zeros_like(period))
         return f0.to(wav.dtype), voiced

@@ -28,15 +28,20 @@ TINY_CONFIG = {
 }
 
 
-@pytest.fixture
-def tiny_codec():
+def initialised_codec(config: dict):
+    """A tiny codec from ``config``, seeded, its codebooks initialised and its entropy models frozen."""
     torch.manual_seed(0)
-    codec = build_codec(TINY_CONFIG)
+    codec = build_codec(config)
     # one training-mode pass initialises the codebooks (k-means) from real latents
     codec.train()
     with torch.no_grad():
         codec(torch.randn(4, 1, 16000) * 0.1)
     return codec.eval().freeze_entropy_models()
+
+
+@pytest.fixture
+def tiny_codec():
+    return initialised_codec(TINY_CONFIG)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 
 from neuralcodec.codecs.registry import build_codec
 from neuralcodec.errors import UsageError
-from tests.codecs.audio.conftest import TINY_CONFIG
+from tests.codecs.audio.conftest import TINY_CONFIG, initialised_codec
 from tests.codecs.audio.test_audio_codec import _roundtrip
 
 RATE = 16000
@@ -28,12 +28,7 @@ def _voice(seconds: float, f0: float = 120.0) -> torch.Tensor:
 
 @pytest.fixture
 def pitch_codec():
-    torch.manual_seed(0)
-    codec = build_codec(PITCH_CONFIG)
-    codec.train()
-    with torch.no_grad():
-        codec(torch.randn(4, 1, 16000) * 0.1)
-    return codec.eval().freeze_entropy_models()
+    return initialised_codec(PITCH_CONFIG)
 
 
 def test_pitch_row_comes_first_and_counts_in_every_setting(pitch_codec):
