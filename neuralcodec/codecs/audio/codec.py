@@ -67,7 +67,8 @@ class AudioCodec(Codec):
     Optional ``circuit_prior`` (kwargs ``window``, ``hidden``, ``emissions`` of
     :class:`~neuralcodec.entropy.circuits.token_grid.CircuitTokenPriorModule`): a second entropy
     model for the same tokens, a probabilistic circuit fitted on tokenized data
-    (``codec train experiment=music_circuit_prior``). The token prior stays the default; the circuit
+    (``codec train experiment=music_circuit_prior``); its alphabet is the largest codebook's (a pitch
+    row of 128 levels beside 1024-entry RVQ rows costs next to nothing). The token prior stays the default; the circuit
     codes when selected (``select_entropy_model("circuit")``, ``codec encode --entropy-model circuit``),
     and the container's entropy-model id names the one that coded a file. The circuit is not part of
     the model fingerprint (it has its own, inside its id), so adding one to a model keeps every file
@@ -106,10 +107,9 @@ class AudioCodec(Codec):
         self.prior = TokenPrior(self.codebook_sizes, **cfg.get("prior", {}))
         self.circuit_prior: CircuitTokenPriorModule | None = None
         if cfg.get("circuit_prior") is not None:
-            sizes = set(self.codebook_sizes)
-            if len(sizes) != 1:
-                raise ValueError(f"circuit_prior needs codebooks of one size, got {sorted(sizes)}")
-            self.circuit_prior = CircuitTokenPriorModule(self.num_codebooks, sizes.pop(),
+            # One alphabet for all rows: the largest codebook's. A smaller row (the pitch row) only
+            # ever emits its own symbols, so the others' probabilities fit to next to nothing.
+            self.circuit_prior = CircuitTokenPriorModule(self.num_codebooks, self.codebook_size,
                                                          **cfg["circuit_prior"])
         if self.default_codebooks not in self.codebook_settings:
             raise ValueError(f"default_codebooks {self.default_codebooks} is not one of the settings {self.codebook_settings}")
@@ -176,10 +176,9 @@ class AudioCodec(Codec):
             self.circuit_prior = None
             self.config.pop("circuit_prior", None)
         else:
-            sizes = set(self.codebook_sizes)
-            if prior.num_codebooks != self.num_codebooks or sizes != {prior.num_categories}:
+            if prior.num_codebooks != self.num_codebooks or prior.num_categories != self.codebook_size:
                 raise ValueError(f"the circuit models {prior.num_codebooks} codebooks of {prior.num_categories} "
-                                 f"tokens, this codec has {self.num_codebooks} of {sorted(sizes)}")
+                                 f"tokens, this codec has {self.num_codebooks} of up to {self.codebook_size}")
             self.circuit_prior = CircuitTokenPriorModule.from_prior(prior)
             self.config["circuit_prior"] = self.circuit_prior.config
         if self._entropy_model == "circuit" and prior is None:
@@ -299,6 +298,9 @@ class AudioCodec(Codec):
             return self.decoder(self.quantizer.decode(codes))
         if codes.shape[1] < 2:
             raise ValueError(f"this model's codes hold the pitch row and at least one quantizer row, got {codes.shape[1]} row(s)")
+        if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= self.pitch.levels):
+            raise ValueError(f"pitch codes (row 0) must be in [0, {self.pitch.levels}), got values in "
+                             f"[{int(codes[:, 0].min())}, {int(codes[:, 0].max())}]")
         return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]))
 
     # ----- chunked coding (container payloads) ----------------------------------------------

@@ -95,3 +95,29 @@ def test_pitch_needs_the_vocos_decoder():
     config = {**PITCH_CONFIG, "decoder": {"type": "hifigan", "channels": 32, "rates": [8, 5, 4, 2]}}
     with pytest.raises(ValueError, match="vocos"):
         build_codec(config)
+
+
+def test_a_circuit_prior_codes_the_pitch_row_beside_smaller_codebooks(pitch_codec):
+    """Rows of different sizes (128 pitch levels, 64-entry RVQ stages) share one circuit alphabet,
+    the largest; the circuit-coded file decodes to the same audio as the token-prior one."""
+    from neuralcodec.entropy.circuits import FitConfig
+    from neuralcodec.entropy.circuits.token_grid import CircuitTokenPrior
+
+    grids = [pitch_codec.encode(_voice(2.0, f0)[None])[0].numpy() for f0 in (100.0, 140.0, 190.0)]
+    cfg = FitConfig(hidden=4, epochs=2, full_batch_epochs=0, batch_size=32, init="marginal", seed=0)
+    pitch_codec.set_circuit_prior(CircuitTokenPrior.fit(grids, pitch_codec.codebook_size, 4, cfg, log=None))
+    assert pitch_codec.circuit_prior.num_categories == 128
+    wav = _voice(1.3, 125.0)
+    token_prior_audio, _, _ = _roundtrip(pitch_codec, wav, RATE)
+    pitch_codec.select_entropy_model("circuit")
+    circuit_audio, _, data = _roundtrip(pitch_codec, wav, RATE)
+    assert torch.equal(circuit_audio, token_prior_audio) and len(data) > 0
+    with pytest.raises(ValueError, match="codebooks of 64"):
+        pitch_codec.set_circuit_prior(CircuitTokenPrior.fit([g % 64 for g in grids], 64, 4, cfg, log=None))
+
+
+def test_pitch_codes_out_of_range_are_refused(pitch_codec):
+    codes = pitch_codec.encode(_voice(0.5)[None])
+    codes[0, 0, 3] = 128
+    with pytest.raises(ValueError, match=r"pitch codes \(row 0\)"):
+        pitch_codec.decode(codes)
