@@ -406,7 +406,10 @@ def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None
             f"{pc.circuit.num_parameters()} parameters")
     tp = codec.prior
     rows = []
-    for q in sorted({q_all, q_all // 2, 1} - {0}, reverse=True):
+    # All, half and one codebook(s), where the codec codes with that many (a pitch model always sends
+    # the pitch row with at least one stage), and the files' default setting.
+    settings = set(codec.codebook_settings)
+    for q in sorted(({q_all, q_all // 2, 1} & settings) | {codec.default_codebooks}, reverse=True):
         sub = [g[:q] for g in grids]
         tokens = sum(g.size for g in sub)
         streams, t_enc = timed(lambda: [pc.compress(g) for g in sub])

@@ -29,16 +29,18 @@ CLAIMS = {
     "speech_continue_stft": (16000, 50, 3, 1024, 1500, ResidualVQ, VocosDecoder, False),  # + linear STFT loss
     # pitch row (128 levels) + RVQ 3 x 1024; files default to pitch + 2 stages: 50 x (7 + 20) bit/s
     "speech_pitch": (16000, 50, 4, 1024, 1350, ResidualVQ, VocosDecoder, False),
+    "speech_excitation": (16000, 50, 4, 1024, 1350, ResidualVQ, VocosDecoder, False),  # + harmonic excitation
     "music_rvq": (32000, 50, 8, 1024, 4000, ResidualVQ, VocosDecoder, False),
     "speech_wavtokenizer": (24000, 75, 1, 4096, 900, VectorQuantizer, VocosDecoder, True),  # 75 x 12 bits
     "speech_hificodec": (16000, 50, 4, 1024, 2000, GroupResidualVQ, HiFiGANDecoder, False),  # 2 groups x 2
     "speech_fsq": (24000, 75, 1, 4096, 900, FSQ, VocosDecoder, True),  # 8^4 implicit codes
 }
 # Presets that send pitch: levels of codes row 0.
-PITCH_LEVELS = {"speech_pitch": 128}
+PITCH_LEVELS = {"speech_pitch": 128, "speech_excitation": 128}
 # Lower bitrates a stream can use (GRVQ: whole stages, i.e. multiples of the number of groups).
 SETTINGS = {"debug": [1, 2], "speech_rvq": [1, 2, 3], "speech_continue": [1, 2, 3],
-            "speech_continue_stft": [1, 2, 3], "speech_pitch": [2, 3, 4], "music_rvq": list(range(1, 9)),
+            "speech_continue_stft": [1, 2, 3], "speech_pitch": [2, 3, 4], "speech_excitation": [2, 3, 4],
+            "music_rvq": list(range(1, 9)),
             "speech_wavtokenizer": [1], "speech_hificodec": [2, 4], "speech_fsq": [1]}
 
 # Shrinks a preset to test size without touching what it claims (rates, codebooks, decoder type).
@@ -53,7 +55,7 @@ TINY_DECODER = {
     HiFiGANDecoder: ["model.codec.decoder.channels=32", "model.codec.decoder.kernel_sizes=[3]",
                      "model.codec.decoder.dilations=[1,3]"],
 }
-NEW_PRESETS = ["speech_wavtokenizer", "speech_hificodec", "speech_fsq", "speech_pitch"]
+NEW_PRESETS = ["speech_wavtokenizer", "speech_hificodec", "speech_fsq", "speech_pitch", "speech_excitation"]
 
 
 def _audio_experiments() -> list[str]:
@@ -92,8 +94,9 @@ def test_every_audio_experiment_has_claims():
 def test_preset_builds_and_is_what_it_claims(name):
     codec = build_codec(_codec_config([f"experiment={name}"]))
     _check_claims(codec, name)
-    if name in ("speech_rvq", "speech_continue", "speech_continue_stft", "speech_pitch", "music_rvq"):
+    if name in ("speech_rvq", "speech_continue", "speech_continue_stft", "speech_pitch", "speech_excitation", "music_rvq"):
         assert codec.quantizer.dropout > 0  # one model, several bitrates
+    assert (getattr(codec.decoder, "excitation", None) is not None) == (name == "speech_excitation")
 
 
 def test_speech_continue_warm_starts_from_the_shipped_model_without_its_entropy_models():

@@ -98,6 +98,10 @@ class AudioCodec(Codec):
             self.pitch = PitchQuantizer(**cfg["pitch"])
             self.pitch_tracker = YinPitch(self.sample_rate, self.hop_length, fmin=self.pitch.fmin, fmax=self.pitch.fmax)
             dec_cfg["pitch_features"] = self.pitch.num_features
+            if dec_cfg.get("harmonic_excitation"):
+                dec_cfg.update(sample_rate=self.sample_rate, fmin=self.pitch.fmin)
+        elif dec_cfg.get("harmonic_excitation"):
+            raise ValueError("decoder.harmonic_excitation needs the pitch row (config pitch)")
         if dec_type == "vocos":
             self.decoder = VocosDecoder(latent_dim, self.hop_length, **dec_cfg)
         elif dec_type == "hifigan":
@@ -207,7 +211,7 @@ class AudioCodec(Codec):
         codes = q.codes.detach()
         if self.pitch is not None:
             pitch = self._pitch_codes(wav)
-            audio = self.decoder(q.quantized, pitch=self.pitch.features(pitch))
+            audio = self.decoder(q.quantized, pitch=self.pitch.features(pitch), f0=self._excitation_f0(pitch))
             codes = torch.cat([pitch[:, None], codes], dim=1)
         else:
             audio = self.decoder(q.quantized)
@@ -289,9 +293,25 @@ class AudioCodec(Codec):
         f0, _ = self.pitch_tracker(wav[:, 0].detach().float())
         return self.pitch.encode(f0)
 
+    def _excitation_f0(self, pitch_codes: Tensor) -> Tensor | None:
+        """F0 in Hz ``[B, F]`` for the decoder's harmonic excitation (None when it has none)."""
+        if self.pitch is None or self.decoder.excitation is None:
+            return None
+        return self.pitch.decode(pitch_codes)
+
+    def excitation_cycles(self, codes: Tensor) -> Tensor | None:
+        """Phase advance of the decoder's harmonic excitation over the frames of ``codes [B, Q', F]``,
+        in cycles modulo 1 (float64 ``[B]``; None without excitation): what :meth:`decode` of later
+        frames takes as ``phase0`` to continue the whole-file decoding exactly."""
+        f0 = self._excitation_f0(codes[:, 0]) if self.pitch is not None else None
+        return None if f0 is None else self.decoder.excitation.cycles(f0)
+
     @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
-        """Codes ``[B, Q', F]`` (``Q' <= Q`` for a lower bitrate) -> waveform ``[B, 1, F * hop]``."""
+    def decode(self, codes: Tensor, phase0: Tensor | None = None) -> Tensor:
+        """Codes ``[B, Q', F]`` (``Q' <= Q`` for a lower bitrate) -> waveform ``[B, 1, F * hop]``.
+
+        ``phase0`` (``[B]`` cycles, models with a harmonic excitation only): the excitation's phase at
+        the first frame, :meth:`excitation_cycles` of the frames before them (0 when None)."""
         if codes.dim() != 3:
             raise ValueError(f"expected codes [B, Q, F], got shape {tuple(codes.shape)}")
         if self.pitch is None:
@@ -301,7 +321,9 @@ class AudioCodec(Codec):
         if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= self.pitch.levels):
             raise ValueError(f"pitch codes (row 0) must be in [0, {self.pitch.levels}), got values in "
                              f"[{int(codes[:, 0].min())}, {int(codes[:, 0].max())}]")
-        return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]))
+        f0 = self._excitation_f0(codes[:, 0])
+        return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]), f0=f0,
+                            phase0=None if f0 is None else phase0)
 
     # ----- chunked coding (container payloads) ----------------------------------------------
     def bitrate_to_codebooks(self, kbps: float) -> int:
@@ -500,22 +522,28 @@ class AudioCodec(Codec):
         coder = self.token_coder
         history: list[Tensor] = []  # codes of recent chunks, [C, q, n] each
         history_start = 0  # frame index of history[0]
+        cycles = None  # harmonic excitation's phase at frame history_start (models with one), [C]
         emitted = 0  # frames already output
         count = 0
         iterator = iter(chunks)
 
+        def advance(phase: Tensor | None, codes: Tensor) -> Tensor | None:
+            step = self.excitation_cycles(codes)
+            return None if step is None else torch.frac(step if phase is None else phase + step)
+
         def render(upto: int, final: bool) -> Tensor:
-            nonlocal history, history_start, emitted
+            nonlocal history, history_start, emitted, cycles
             codes = torch.cat(history, dim=-1)
             end_frame = history_start + codes.shape[-1]
             stop = end_frame if final else upto
             lo = max(history_start, emitted - margin)
             window = codes[..., lo - history_start:]
-            audio = self.decode(window)[:, 0]
+            audio = self.decode(window, phase0=advance(cycles, codes[..., : lo - history_start]))[:, 0]
             out = audio[:, (emitted - lo) * hop: (stop - lo) * hop]
             emitted = stop
             # drop history no longer needed as left context
             keep_from = max(history_start, emitted - margin)
+            cycles = advance(cycles, codes[..., : keep_from - history_start])
             trimmed = codes[..., keep_from - history_start:]
             history, history_start = [trimmed], keep_from
             return out

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from neuralcodec.codecs.audio.excitation import HarmonicExcitation
 from neuralcodec.codecs.audio.layers import ChannelLayerNorm, ConvNeXtStack, apply_mask
 from neuralcodec.codecs.audio.spectral import ISTFTHead
 
@@ -25,10 +26,17 @@ class VocosDecoder(nn.Module):
     (:meth:`neuralcodec.codecs.audio.pitch.PitchQuantizer.features`), added to the stem's output
     through a zero-initialised 1x1 convolution, so a decoder trained without pitch warm-starts
     unchanged and learns to use it.
+
+    ``harmonic_excitation=True`` (needs ``pitch_features`` and ``sample_rate``): ``forward`` also takes
+    the F0 per token frame ``[B, F]`` in Hz (and optionally the phase in cycles at the first sample,
+    ``[B]``, for chunked decoding), renders a harmonic comb at that pitch
+    (:class:`~neuralcodec.codecs.audio.excitation.HarmonicExcitation`) and hands its STFT to the
+    head as a phase reference (zero-initialised gain: warm starts decode unchanged).
     """
 
     def __init__(self, latent_dim: int, hop_length: int, dim: int = 384, depth: int = 8, hidden: int | None = None,
-                 upsample: int = 1, fft_factor: int = 4, attention: bool = False, pitch_features: int = 0) -> None:
+                 upsample: int = 1, fft_factor: int = 4, attention: bool = False, pitch_features: int = 0,
+                 harmonic_excitation: bool = False, sample_rate: int | None = None, fmin: float = 60.0) -> None:
         super().__init__()
         if hop_length % upsample:
             raise ValueError(f"hop_length {hop_length} is not divisible by upsample {upsample}")
@@ -47,12 +55,21 @@ class VocosDecoder(nn.Module):
             self.up = nn.ConvTranspose1d(dim, dim, 2 * upsample, stride=upsample, padding=upsample // 2)
             self.fine = ConvNeXtStack(dim, depth - first, hidden)
         self.out_norm = ChannelLayerNorm(dim)
-        self.head = ISTFTHead(dim, fft_factor * hop_length // upsample, hop_length // upsample)
+        n_fft, stft_hop = fft_factor * hop_length // upsample, hop_length // upsample
+        self.excitation: HarmonicExcitation | None = None
+        if harmonic_excitation:
+            if pitch_features <= 0 or sample_rate is None:
+                raise ValueError("harmonic_excitation needs the pitch input (pitch_features > 0) and the sample_rate")
+            self.excitation = HarmonicExcitation(sample_rate, hop_length, n_fft, stft_hop, fmin=fmin)
+        self.head = ISTFTHead(dim, n_fft, stft_hop, harmonic_gate=harmonic_excitation)
 
-    def forward(self, z: Tensor, mask: Tensor | None = None, pitch: Tensor | None = None) -> Tensor:
+    def forward(self, z: Tensor, mask: Tensor | None = None, pitch: Tensor | None = None,
+                f0: Tensor | None = None, phase0: Tensor | None = None) -> Tensor:
         x = self.stem_norm(self.stem(apply_mask(z, mask)))
         if (pitch is None) != (self.pitch_proj is None):
             raise ValueError("pitch features are required exactly when the decoder was built with pitch_features > 0")
+        if (f0 is None) != (self.excitation is None):
+            raise ValueError("f0 is required exactly when the decoder was built with harmonic_excitation")
         if self.pitch_proj is not None:
             x = x + self.pitch_proj(pitch)
         x = self.backbone(apply_mask(x, mask), mask)
@@ -60,7 +77,10 @@ class VocosDecoder(nn.Module):
             fine_mask = None if mask is None else mask.repeat_interleave(self.upsample, dim=-1)
             x = apply_mask(self.up(x), fine_mask)
             x = self.fine(x, fine_mask)
-        return self.head(self.out_norm(x))
+        x = self.out_norm(x)
+        if self.excitation is None:
+            return self.head(x)
+        return self.head(x, self.excitation(f0, phase0))
 
 
 class _ResBlock(nn.Module):

@@ -49,21 +49,43 @@ class ISTFTHead(nn.Module):
     A linear layer gives ``n_fft + 2`` values per frame: log-magnitude and a phase angle for each
     bin (Vocos). The iSTFT uses ``F + 1`` frames (the last one repeated) with centred windows so
     every output sample is covered by full overlap-add support.
+
+    ``harmonic_gate=True`` adds a phase reference: ``forward`` then also takes the complex STFT of a
+    harmonic excitation at the transmitted pitch (:class:`~neuralcodec.codecs.audio.excitation.HarmonicExcitation`,
+    ``[B, n_fft // 2 + 1, F + 1]``), and each bin's spectrum becomes ``mag * (exp(i phase) + g * e)``
+    with ``e`` the excitation's unit phasor (0 where it is silent) and ``g`` a per-bin, per-frame gain
+    from a zero-initialised linear layer: a head trained without it starts out unchanged, and learns
+    where to take the exactly periodic phase of the excitation instead of inventing one.
     """
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int) -> None:
+    def __init__(self, dim: int, n_fft: int, hop_length: int, harmonic_gate: bool = False) -> None:
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.proj = nn.Linear(dim, n_fft + 2)
+        self.gate: nn.Linear | None = None
+        if harmonic_gate:
+            self.gate = nn.Linear(dim, n_fft // 2 + 1)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, excitation: Tensor | None = None) -> Tensor:
+        if (excitation is None) != (self.gate is None):
+            raise ValueError("the excitation spectrum is required exactly when the head was built with harmonic_gate")
         x = F.pad(x, (0, 1), mode="replicate")
         out = self.proj(x.transpose(1, 2)).transpose(1, 2)
         log_mag, phase = out.chunk(2, dim=1)
         mag = torch.exp(log_mag.clamp(max=6.0))
         spec = torch.polar(mag.float(), phase.float())
+        if self.gate is not None:
+            if excitation.shape != spec.shape:
+                raise ValueError(f"excitation spectrum {tuple(excitation.shape)} does not match the head's {tuple(spec.shape)}")
+            size = excitation.abs()
+            unit = excitation / size.clamp_min(1e-3)
+            unit = torch.where(size > 1e-3, unit, torch.zeros_like(unit))
+            gain = self.gate(x.transpose(1, 2)).transpose(1, 2).float()
+            spec = spec + mag.float() * gain * unit
         frames = x.shape[-1]
         wav = torch.istft(spec, self.n_fft, self.hop_length, window=self.window, center=True,
                           length=(frames - 1) * self.hop_length)
