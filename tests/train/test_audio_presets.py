@@ -99,41 +99,72 @@ def test_preset_builds_and_is_what_it_claims(name):
     assert (getattr(codec.decoder, "excitation", None) is not None) == (name == "speech_excitation")
 
 
-def test_speech_continue_warm_starts_from_the_shipped_model_without_its_entropy_models():
-    """``init_from_skip_modules``: the shipped speech model's encoder, quantizer and decoder load into
-    the speech_continue preset; its token and circuit priors (stale once training moves the encoder)
-    are left out, and leaving them in is refused (this config builds no circuit prior)."""
+def _source_model(experiment: str, path, **extra) -> str:
+    """A full-size model of ``experiment`` (fresh weights, plus config ``extra``), exported to ``path``:
+    the warm-start source a continuation experiment expects in its ``init_from``."""
+    from neuralcodec.codecs.registry import save_codec
+
+    torch.manual_seed(0)
+    source = build_codec({**_codec_config([f"experiment={experiment}"]), **extra}).eval()
+    with torch.no_grad():  # switch zero-initialised inputs on, so that carrying them over is visible
+        for name, param in source.named_parameters():
+            if "pitch_proj" in name or "head.gate" in name:
+                param.normal_(0, 0.02)
+    return str(save_codec(source, path))
+
+
+def _warm_started(experiment: str, source: str):
+    from neuralcodec.train.run import _warm_start
+
+    cfg = compose([f"experiment={experiment}"])
+    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
+    _warm_start(codec, source, cfg.init_from_new_modules, cfg.init_from_skip_modules)
+    return codec.eval()
+
+
+def test_speech_continue_warm_starts_without_the_sources_entropy_models(tmp_path):
+    """``init_from_skip_modules``: a speech_rvq model's encoder, quantizer and decoder load into the
+    speech_continue preset; its token and circuit priors (stale once training moves the encoder) are
+    left out, and leaving them in is refused (this config builds no circuit prior)."""
     from neuralcodec.errors import NeuralCodecError
     from neuralcodec.train.run import _warm_start
 
     cfg = compose(["experiment=speech_continue"])
     assert list(cfg.init_from_skip_modules) == ["prior", "circuit_prior"] and cfg.model.adversarial_start == 0
+    source = _source_model("speech_rvq", tmp_path / "v03.safetensors", circuit_prior={"window": 2, "hidden": 2})
     codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
     fresh_prior = {k: v.clone() for k, v in codec.prior.state_dict().items()}
     with pytest.raises(NeuralCodecError, match="does not fit"):
-        _warm_start(build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True)), cfg.init_from)
-    _warm_start(codec, cfg.init_from, (), cfg.init_from_skip_modules)
-    shipped = load_codec("speech")
+        _warm_start(build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True)), source)
+    _warm_start(codec, source, (), cfg.init_from_skip_modules)
+    loaded = load_codec(source)
     for part in ("encoder", "quantizer", "decoder"):
-        ours, theirs = getattr(codec, part).state_dict(), getattr(shipped, part).state_dict()
+        ours, theirs = getattr(codec, part).state_dict(), getattr(loaded, part).state_dict()
         assert all(torch.equal(ours[k], theirs[k].to(ours[k].dtype)) for k in theirs)
     assert all(torch.equal(v, fresh_prior[k]) for k, v in codec.prior.state_dict().items())
 
 
-def test_speech_pitch_warm_starts_from_the_shipped_model_and_decodes_like_it():
-    """speech_pitch loads the shipped speech model with a fresh decoder pitch input (zero) and token
-    prior: before training it gives the shipped model's codes in rows 1.. and the same audio."""
-    from neuralcodec.train.run import _warm_start
-
-    cfg = compose(["experiment=speech_pitch"])
-    codec = build_codec(OmegaConf.to_container(cfg.model.codec, resolve=True))
-    _warm_start(codec, cfg.init_from, cfg.init_from_new_modules, cfg.init_from_skip_modules)
-    codec.eval()
-    shipped = load_codec("speech").eval()
+def test_speech_pitch_warm_starts_from_a_model_without_pitch_and_decodes_like_it(tmp_path):
+    """speech_pitch loads a model without pitch (v0.5, speech_continue_stft) with a fresh decoder pitch
+    input (zero) and token prior: before training it gives the source's codes in rows 1.. and the same audio."""
+    source = _source_model("speech_continue_stft", tmp_path / "v05.safetensors")
+    codec, loaded = _warm_started("speech_pitch", source), load_codec(source).eval()
     wav = 0.05 * torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
     codes = codec.encode(wav)
-    assert torch.equal(codes[:, 1:], shipped.encode(wav))
-    assert torch.equal(codec.decode(codes), shipped.decode(codes[:, 1:]))
+    assert torch.equal(codes[:, 1:], loaded.encode(wav))
+    assert torch.equal(codec.decode(codes), loaded.decode(codes[:, 1:]))
+
+
+def test_speech_excitation_warm_starts_from_a_pitch_model_and_decodes_like_it(tmp_path):
+    """speech_excitation loads a pitch model (speech_pitch) with a fresh, zero excitation gain: before
+    training it gives the same codes and the same audio."""
+    source = _source_model("speech_pitch", tmp_path / "v06.safetensors")
+    codec, loaded = _warm_started("speech_excitation", source), load_codec(source).eval()
+    assert codec.decoder.excitation is not None and loaded.decoder.excitation is None
+    wav = 0.05 * torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
+    codes = codec.encode(wav)
+    assert torch.equal(codes, loaded.encode(wav))
+    assert torch.equal(codec.decode(codes), loaded.decode(codes))
 
 
 def test_wavtokenizer_40_frames_per_second_variant():
