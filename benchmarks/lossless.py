@@ -32,7 +32,7 @@ music``: the circuit shipped inside the model, fitted by ``codec train experimen
 music clip in ``shared/data/music`` (``load_codec("music").encode`` of the mono mix; never used
 for training). Compared on the same ``[Q, T]`` arrays, one stream per clip: the music model's own
 causal ``TokenPrior`` (its ``compress``/``decompress``, what ``codec encode`` writes per chunk, here
-on the whole clip), raw 10 bits/token, and zstd -19 / xz -9e of the int16 array. The circuit's
+on the whole clip), the raw (nominal) bits per token, and zstd -19 / xz -9e of the int16 array. The circuit's
 settings (window, hidden states, emissions, epochs) were chosen by ``--select-tokens``: fits on
 85 % of the training files (split by key hash), scored on the other 15 %; the dev clips played no
 part in that choice.
@@ -306,7 +306,7 @@ TOKEN_EMISSIONS = "codebook"
 #: loaded machine (per-position emissions were 0.6 bits/token worse on the first epoch's training
 #: likelihood).
 #: ``codec tokenize`` output of each shipped audio model's training subset (``--tokens`` default)
-TOKEN_FOLDERS = {"music": "/work/runs/music-tokens", "speech": "/work/runs/speech-tokens-v04"}
+TOKEN_FOLDERS = {"music": "/work/runs/music-tokens", "speech": "/work/runs/speech-tokens-v06"}
 TOKEN_CANDIDATES = [(2, 64, "codebook"), (4, 32, "codebook"), (4, 64, "codebook"), (8, 32, "codebook"),
                     (4, 32, "position")]
 
@@ -390,7 +390,6 @@ def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None
     clips = dev_tokens(codec, model)
     grids = [g for _, g in clips]
     q_all = codec.num_codebooks
-    raw = math.log2(codec.codebook_size)
     if prior_path:
         pc, how = load_token_prior(prior_path)
     else:
@@ -424,12 +423,13 @@ def run_tokens(folder: str | Path, prior_path: str | None, save_path: str | None
         tp_bits = sum(map(len, ts)) * 8 / tokens
         zs = sum(len(zstandard.ZstdCompressor(level=19).compress(g.astype("<i2").tobytes())) for g in sub)
         xz = sum(len(lzma.compress(g.astype("<i2").tobytes(), preset=9 | lzma.PRESET_EXTREME)) for g in sub)
+        raw = sum(math.log2(k) for k in codec.codebook_sizes[:q]) / q  # nominal bits (a pitch row has fewer)
         timing = lambda te, td: f"{te:.3f} | {td:.3f}"  # noqa: E731
         rows += [
             f"| {q} | circuit prior (HCLT, {pc.window}-frame windows) | {pc_bits:.4f} | {nll:.4f} | "
             f"{timing(t_enc, t_dec)} |",
             f"| {q} | {model} model's causal TokenPrior | {tp_bits:.4f} | - | {timing(tp_enc, tp_dec)} |",
-            f"| {q} | raw ({raw:g} bits/token) | {raw:.4f} | - | - | - |",
+            f"| {q} | raw (nominal bits/token) | {raw:.4f} | - | - | - |",
             f"| {q} | zstd -19 (int16 array) | {zs * 8 / tokens:.4f} | - | - | - |",
             f"| {q} | xz -9e (int16 array) | {xz * 8 / tokens:.4f} | - | - | - |",
         ]
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["digits", "gray16", "tokens"],
                         help="run one data set (RESULTS.md is not updated, except for tokens: its own section)")
     parser.add_argument("--tokens", help="'codec tokenize' output of the model's training subset (fits the token "
-                        "prior; default /work/runs/music-tokens, speech: /work/runs/speech-tokens-v04)")
+                        "prior; default /work/runs/music-tokens, speech: /work/runs/speech-tokens-v06)")
     parser.add_argument("--token-model", choices=["music", "speech"], default="music",
                         help="whose tokens (its dev clips; section lossless-tokens, speech: lossless-tokens-speech)")
     parser.add_argument("--token-prior", help="a saved CircuitTokenPrior, or a model carrying one (e.g. 'music'), "
