@@ -51,3 +51,24 @@ def test_circuit_prior_codes_the_same_audio(shared_data, tmp_path):
         assert main(["decode", str(tmp_path / f"{name}.bin"), str(tmp_path / f"{name}.wav"), "--quiet"]) == 0
     assert scan_bitstream(tmp_path / "circuit.bin").header.entropy_model_id == load_codec("speech").entropy_models["circuit"]
     assert (tmp_path / "circuit.wav").read_bytes() == (tmp_path / "token-prior.wav").read_bytes()
+
+
+def test_shipped_model_sends_pitch_and_renders_it(shared_data):
+    """Since v0.6 the model sends F0 in codes row 0; the decoded pitch of a low male voice (108 Hz, which v0.5 rendered
+    at ~170 Hz, 600+ cents off) follows the input's (YIN on both, frames voiced in both)."""
+    import numpy as np
+
+    from neuralcodec.codecs.audio.pitch import YinPitch
+    from neuralcodec.eval.pitch import track_errors
+
+    codec = load_codec("speech")
+    wav, rate = load_audio(shared_data / "speech" / "cmu_arctic" / "cmu_arctic_us_aew_a0001.flac", channels="mono")
+    from neuralcodec.media.audio import resample
+
+    wav = resample(wav, rate, codec.sample_rate)
+    codes = codec.encode(wav[None])
+    assert codec.codebook_sizes[0] == 128 and (codes[0, 0] > 0).float().mean() > 0.3
+    out = codec.decode(codes)[0, 0, : wav.shape[-1]]
+    yin = YinPitch(codec.sample_rate, 160)
+    errors = track_errors(yin(out[None])[0][0].numpy().astype(np.float64), yin(wav)[0][0].numpy().astype(np.float64))
+    assert errors["f0_cents"] < 100 and errors["gpe"] < 0.1, errors
