@@ -30,8 +30,8 @@ class VocosDecoder(nn.Module):
     ``harmonic_excitation=True`` (needs ``pitch_features`` and ``sample_rate``): ``forward`` also takes
     the F0 per token frame ``[B, F]`` in Hz (and optionally the phase in cycles at the first sample,
     ``[B]``, for chunked decoding), renders a harmonic comb at that pitch
-    (:class:`~neuralcodec.codecs.audio.excitation.HarmonicExcitation`) and hands its STFT to the
-    head as a phase reference (zero-initialised gain: warm starts decode unchanged).
+    (:class:`~neuralcodec.codecs.audio.excitation.HarmonicExcitation`) whose STFT phase the head
+    takes in voiced frames, plus a learned offset (zero-initialised); unvoiced frames decode as before.
     """
 
     def __init__(self, latent_dim: int, hop_length: int, dim: int = 384, depth: int = 8, hidden: int | None = None,
@@ -61,7 +61,7 @@ class VocosDecoder(nn.Module):
             if pitch_features <= 0 or sample_rate is None:
                 raise ValueError("harmonic_excitation needs the pitch input (pitch_features > 0) and the sample_rate")
             self.excitation = HarmonicExcitation(sample_rate, hop_length, n_fft, stft_hop, fmin=fmin)
-        self.head = ISTFTHead(dim, n_fft, stft_hop, harmonic_gate=harmonic_excitation)
+        self.head = ISTFTHead(dim, n_fft, stft_hop, harmonic_phase=harmonic_excitation)
 
     def forward(self, z: Tensor, mask: Tensor | None = None, pitch: Tensor | None = None,
                 f0: Tensor | None = None, phase0: Tensor | None = None) -> Tensor:

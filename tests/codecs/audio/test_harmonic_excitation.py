@@ -1,6 +1,7 @@
 """Harmonic excitation (decoder ``harmonic_excitation``): the comb is the band-limited harmonic sum at
-the transmitted F0, its phase continues exactly across chunks, the head's gate starts at zero (warm
-starts decode unchanged), and chunked decoding equals whole-file decoding with the gate switched on."""
+the transmitted F0, its phase continues exactly across chunks, the head takes it as the phase of
+voiced frames (plus a learned offset that starts at zero; unvoiced frames decode as without it), and
+chunked decoding equals whole-file decoding with the offset switched on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from neuralcodec.codecs.audio.excitation import HarmonicExcitation
 from neuralcodec.codecs.registry import build_codec, save_codec
@@ -54,15 +56,44 @@ def test_phase_continues_across_chunks():
     assert ex(f0).shape == (1, 321, 9 * 2 + 1)
 
 
-def test_a_pitch_model_warm_starts_into_the_excitation_model_unchanged(tmp_path):
+def test_the_head_takes_the_excitation_phase_where_the_excitation_sounds():
+    from neuralcodec.codecs.audio.spectral import ISTFTHead
+
+    torch.manual_seed(0)
+    plain = ISTFTHead(16, 640, 160)
+    head = ISTFTHead(16, 640, 160, harmonic_phase=True)
+    head.proj.load_state_dict(plain.proj.state_dict())
+    x = torch.randn(1, 16, 12)
+    ex = HarmonicExcitation(RATE, 320, 640, 160)
+    f0 = torch.tensor([[0.0, 0.0, 0.0, 130.0, 131.0, 0.0]])
+    spec = ex(f0)
+    out = head(x, spec)
+    # by hand: the same magnitudes, the excitation's phase where it is non-zero
+    proj = plain.proj(F.pad(x, (0, 1), mode="replicate").transpose(1, 2)).transpose(1, 2)
+    log_mag, phase = proj.chunk(2, dim=1)
+    phase = torch.where(spec.abs() > 1e-3, torch.angle(spec), phase)
+    expected = torch.istft(torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase), 640, 160,
+                           window=torch.hann_window(640), center=True, length=12 * 160)
+    assert torch.allclose(out[:, 0], expected, atol=1e-5)
+    # frames far from any voiced sample decode exactly as without the excitation
+    assert torch.equal(out[..., :400], plain(x)[..., :400])  # frame 5 (from sample 480 on) sees voiced samples
+    with pytest.raises(ValueError, match="excitation"):
+        head(x)
+
+
+def test_a_pitch_model_warm_starts_into_the_excitation_model(tmp_path):
+    """Same codes; unvoiced input decodes exactly as the source model decodes it."""
     from neuralcodec.train.run import _warm_start
 
     source = initialised_codec(PITCH_CONFIG)
     target = build_codec(EXCITATION_CONFIG)
-    _warm_start(target, str(save_codec(source, tmp_path / "source.safetensors")), ["decoder.head.gate"], ["prior"])
+    _warm_start(target, str(save_codec(source, tmp_path / "source.safetensors")), ["decoder.head.phase_offset"], ["prior"])
     target.eval()
-    codes = source.encode(_voice(1.0)[None])
-    assert torch.equal(target.encode(_voice(1.0)[None]), codes)
+    voice = _voice(1.0)[None]
+    assert torch.equal(target.encode(voice), source.encode(voice))
+    noise = 0.05 * torch.randn(1, 1, 16000, generator=torch.Generator().manual_seed(3))
+    codes = source.encode(noise)
+    codes[:, 0] = 0  # unvoiced throughout
     assert torch.equal(target.decode(codes), source.decode(codes))
 
 
@@ -71,8 +102,8 @@ def excitation_codec():
     codec = initialised_codec(EXCITATION_CONFIG)
     torch.manual_seed(1)
     with torch.no_grad():  # switch the zero-initialised pitch paths on, so that the test sees them
-        codec.decoder.head.gate.weight.normal_(0, 0.5)
-        codec.decoder.head.gate.bias.fill_(1.0)
+        codec.decoder.head.phase_offset.weight.normal_(0, 0.5)
+        codec.decoder.head.phase_offset.bias.fill_(1.0)
         codec.decoder.pitch_proj.weight.normal_(0, 0.5)
     return codec
 
