@@ -69,8 +69,9 @@ def lowpass(wav: torch.Tensor, rate: int, cutoff: float = LOWPASS_HZ) -> torch.T
 
 
 def shipped_bitrates(codec) -> list[float]:
-    """Nominal kbit/s of each codebook count of an audio model, lowest first."""
-    return [codec.nominal_bitrate(q) / 1000 for q in range(1, codec.num_codebooks + 1)]
+    """Nominal kbit/s of each codebook setting a stream of an audio model may use, lowest first
+    (every count for RVQ; whole stages for group-residual VQ; the pitch row always included)."""
+    return [codec.nominal_bitrate(q) / 1000 for q in codec.codebook_settings]
 
 
 def _site_path(site: Path, path: Path) -> str:

@@ -10,7 +10,12 @@ import pytest
 
 from neuralcodec.cli import main
 from neuralcodec.demo.site import MARKER, build_site, safe_name
+from neuralcodec.codecs.registry import available_models, load_codec
+from neuralcodec.demo.stimuli import shipped_bitrates
 from neuralcodec.errors import ModelError, UsageError
+
+#: the shipped speech model's bitrate settings (kbit/s nominal): one stimulus each
+SPEECH_KBPS = shipped_bitrates(load_codec("speech")) if "speech" in available_models() else []
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def test_site_files_and_pages(built):
                  "audio/speech/clip/ours_q1.wav", "audio/speech/clip/reference.png"):
         assert (built / name).is_file(), name
     samples = (built / "samples.html").read_text()
-    assert "speech 1.5 kbps" in samples and "Opus 6 kbps" in samples and "Codec2 1.6 kbps" in samples
+    assert f"speech {SPEECH_KBPS[-1]:g} kbps" in samples and "Opus 6 kbps" in samples and "Codec2 1.6 kbps" in samples
     assert "PESQ-WB" in samples and "STOI" in samples and "<audio controls" in samples
     index = (built / "index.html").read_text()
     assert "image" in index and "skipped" in index  # no image page: a clear note instead
@@ -49,7 +54,7 @@ def test_mushra_config_has_hidden_reference_and_anchor(built):
             assert (built / stim["file"]).is_file()
     speech = [t for t in trials if any(s["condition"].startswith("speech ") for s in t["stimuli"])]
     assert len(speech) == 1
-    assert {"speech 0.5 kbps", "speech 1 kbps", "speech 1.5 kbps"} <= {s["condition"] for s in speech[0]["stimuli"]}
+    assert {f"speech {k:g} kbps" for k in SPEECH_KBPS} <= {s["condition"] for s in speech[0]["stimuli"]}
 
 
 def test_no_external_requests(built):
