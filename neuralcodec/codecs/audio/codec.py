@@ -303,7 +303,7 @@ class AudioCodec(Codec):
         """Phase advance of the decoder's harmonic excitation over the frames of ``codes [B, Q', F]``,
         in cycles modulo 1 (float64 ``[B]``; None without excitation): what :meth:`decode` of later
         frames takes as ``phase0`` to continue the whole-file decoding exactly."""
-        f0 = self._excitation_f0(codes[:, 0]) if self.pitch is not None else None
+        f0 = self._excitation_f0(codes[:, 0])
         return None if f0 is None else self.decoder.excitation.cycles(f0)
 
     @torch.no_grad()
@@ -321,9 +321,8 @@ class AudioCodec(Codec):
         if codes.numel() and (int(codes[:, 0].min()) < 0 or int(codes[:, 0].max()) >= self.pitch.levels):
             raise ValueError(f"pitch codes (row 0) must be in [0, {self.pitch.levels}), got values in "
                              f"[{int(codes[:, 0].min())}, {int(codes[:, 0].max())}]")
-        f0 = self._excitation_f0(codes[:, 0])
-        return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]), f0=f0,
-                            phase0=None if f0 is None else phase0)
+        return self.decoder(self.quantizer.decode(codes[:, 1:]), pitch=self.pitch.features(codes[:, 0]),
+                            f0=self._excitation_f0(codes[:, 0]), phase0=phase0)
 
     # ----- chunked coding (container payloads) ----------------------------------------------
     def bitrate_to_codebooks(self, kbps: float) -> int:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 
+import numpy as np
 import pytest
 import torch
 
 from neuralcodec.bitstream import scan_bitstream
 from neuralcodec.cli import main
+from neuralcodec.codecs.audio.pitch import YinPitch
 from neuralcodec.codecs.registry import PRETRAINED_DIR, available_models, load_codec
-from neuralcodec.media.audio import load_audio
+from neuralcodec.eval.pitch import track_errors
+from neuralcodec.media.audio import load_audio, resample
 from neuralcodec.train.metrics import speech_quality
 
 pytestmark = pytest.mark.skipif("speech" not in available_models(), reason="no shipped speech model")
@@ -56,15 +59,8 @@ def test_circuit_prior_codes_the_same_audio(shared_data, tmp_path):
 def test_shipped_model_sends_pitch_and_renders_it(shared_data):
     """Since v0.6 the model sends F0 in codes row 0; the decoded pitch of a low male voice (108 Hz, which v0.5 rendered
     at ~170 Hz, 600+ cents off) follows the input's (YIN on both, frames voiced in both)."""
-    import numpy as np
-
-    from neuralcodec.codecs.audio.pitch import YinPitch
-    from neuralcodec.eval.pitch import track_errors
-
     codec = load_codec("speech")
     wav, rate = load_audio(shared_data / "speech" / "cmu_arctic" / "cmu_arctic_us_aew_a0001.flac", channels="mono")
-    from neuralcodec.media.audio import resample
-
     wav = resample(wav, rate, codec.sample_rate)
     codes = codec.encode(wav[None])
     assert codec.codebook_sizes[0] == 128 and (codes[0, 0] > 0).float().mean() > 0.3
