@@ -45,7 +45,7 @@ from torch import nn
 
 from neuralcodec.entropy import detmath
 from neuralcodec.entropy.base import EntropyModel
-from neuralcodec.entropy.coder import StackDecoder, StackEncoder
+from neuralcodec.entropy.coder import StackDecoder, StackEncoder, encode_reduced_reverse
 from neuralcodec.entropy.intnet import ACT_BITS, quantize_bias, quantize_weight, weight_shift
 from neuralcodec.entropy.intnet import WEIGHT_BITS as INT_WEIGHT_BITS
 from neuralcodec.entropy.tables import TOTAL, WEIGHT_BITS, _freqs_from_valid_weights, freqs_from_pmf
@@ -266,34 +266,43 @@ class TokenPrior(EntropyModel):
                 b2=f(self.int_b2),
                 heads=[np.ascontiguousarray(f(self.int_head[lo:hi]).T) for lo, hi in self._ranges()],
                 head_b=[f(self.int_head_bias[lo:hi]) for lo, hi in self._ranges()],
-                s2=s2,
-                s3=s3 + self.act_frac_bits - self.logit_frac_bits,
                 lut=self.softmax_lut.cpu().numpy(),
             )
+            (offset2, cache["scale2"]), (offset3, cache["scale3"]) = (
+                self._rounding(s2), self._rounding(s3 + self.act_frac_bits - self.logit_frac_bits))
+            cache["b2_rounded"] = cache["b2"] + offset2  # integers below 2**53: exact
+            cache["head_b_rounded"] = [b + offset3 for b in cache["head_b"]]
         return cache
 
     def _ranges(self) -> list[tuple[int, int]]:
         return [(self._offsets[q], self._offsets[q + 1]) for q in range(self.num_codebooks)]
 
     @staticmethod
-    def _shift_inplace(acc: np.ndarray, s: int) -> np.ndarray:
-        """``floor((acc + 2**(s-1)) / 2**s)`` in place (exact on integer-valued float64)."""
-        if s > 0:
-            acc += 2.0 ** (s - 1)
-            acc *= 2.0**-s
-            np.floor(acc, out=acc)
-        return acc
+    def _rounding(s: int) -> tuple[float, float]:
+        """``(offset, scale)`` with ``floor((acc + offset) * scale) == floor((acc + 2**(s-1)) / 2**s)``
+        for ``s > 0`` and the identity for ``s <= 0``; the offset is folded into the layer's bias."""
+        return (2.0 ** (s - 1), 2.0**-s) if s > 0 else (0.0, 1.0)
 
     def _int_freqs(self, p: dict, h1: np.ndarray, q: int) -> np.ndarray:
         """Integer frequency tables ``[..., K_q]`` from pre-activations ``h1 [..., H]`` of codebook ``q``.
 
-        All values are integers held in float64 below 2**53, so every operation is exact.
+        All values are integers held in float64 below 2**53, so every operation is exact and the
+        order of the additions (bias and rounding offset are pre-summed) does not matter. Written
+        with in-place ufuncs: the causal decoder calls it once per symbol.
         """
         lim = 2.0**ACT_BITS
-        h1 = np.clip(h1, 0.0, lim)
-        h2 = self._shift_inplace(np.matmul(h1, p["w2t"]) + p["b2"], p["s2"])
-        np.clip(h2, 0.0, lim, out=h2)
-        logits = self._shift_inplace(np.matmul(h2, p["heads"][q]) + p["head_b"][q], p["s3"])
+        h1 = np.maximum(h1, 0.0)
+        np.minimum(h1, lim, out=h1)
+        h2 = np.matmul(h1, p["w2t"])
+        h2 += p["b2_rounded"]
+        h2 *= p["scale2"]
+        np.floor(h2, out=h2)
+        np.maximum(h2, 0.0, out=h2)
+        np.minimum(h2, lim, out=h2)
+        logits = np.matmul(h2, p["heads"][q])
+        logits += p["head_b_rounded"][q]
+        logits *= p["scale3"]
+        np.floor(logits, out=logits)
         dist = np.subtract(logits.max(axis=-1, keepdims=True), logits, out=logits)
         lut = p["lut"]
         np.minimum(dist, lut.size - 1, out=dist)
@@ -354,10 +363,16 @@ class TokenPrior(EntropyModel):
             if uniform:  # decoding order (t, q): one op with a table per symbol
                 rows = np.stack([tab[i] for tab in tables], axis=1).reshape(t * q_count, -1)
                 enc.categorical(codes[i].t().reshape(-1).numpy(), rows)
-            else:
-                for step in range(t):
-                    for q in range(q_count):
-                        enc.categorical(codes[i, q, step : step + 1].numpy(), tables[q][i, step : step + 1])
+            else:  # tables of different sizes alternate: one push per symbol, last decoded first
+                reduced = [(tab[i] - 1).astype(np.float32) for tab in tables]  # [T, K_q] each
+                symbols = codes[i].numpy().astype(np.int32)  # range checked above
+
+                def push(coder, reduced=reduced, symbols=symbols) -> None:
+                    for step in range(t - 1, -1, -1):
+                        for q in range(q_count - 1, -1, -1):
+                            encode_reduced_reverse(coder, symbols[q, step : step + 1], reduced[q][step : step + 1])
+
+                enc.deferred(push)
             strings.append(enc.finish())
         return strings
 
