@@ -306,7 +306,7 @@ TOKEN_EMISSIONS = "codebook"
 #: loaded machine (per-position emissions were 0.6 bits/token worse on the first epoch's training
 #: likelihood).
 #: ``codec tokenize`` output of each shipped audio model's training subset (``--tokens`` default)
-TOKEN_FOLDERS = {"music": "/work/runs/music-tokens", "speech": "/work/runs/speech-tokens-v07"}
+TOKEN_FOLDERS = {"music": "/work/runs/music-tokens", "speech": "/work/runs/speech-tokens-v08"}
 TOKEN_CANDIDATES = [(2, 64, "codebook"), (4, 32, "codebook"), (4, 64, "codebook"), (8, 32, "codebook"),
                     (4, 32, "position")]
 
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["digits", "gray16", "tokens"],
                         help="run one data set (RESULTS.md is not updated, except for tokens: its own section)")
     parser.add_argument("--tokens", help="'codec tokenize' output of the model's training subset (fits the token "
-                        "prior; default /work/runs/music-tokens, speech: /work/runs/speech-tokens-v07)")
+                        "prior; default /work/runs/music-tokens, speech: /work/runs/speech-tokens-v08)")
     parser.add_argument("--token-model", choices=["music", "speech"], default="music",
                         help="whose tokens (its dev clips; section lossless-tokens, speech: lossless-tokens-speech)")
     parser.add_argument("--token-prior", help="a saved CircuitTokenPrior, or a model carrying one (e.g. 'music'), "
