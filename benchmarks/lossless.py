@@ -13,8 +13,9 @@ Two held-out data sets, all methods on the *same arrays*:
   crops patch by patch (payload bytes, one ANS stream per 256 patches).
 
 The neural AR prior is a small context MLP (causal neighbourhood of radius 2 inside the patch +
-a learned position embedding -> 256 hidden -> 256 hidden -> K logits), trained on the same
-training data with Adam for ``--ar-seconds`` of CPU time (one thread; CPU rather than
+a learned position embedding -> 256 hidden -> 256 hidden -> K logits) over the same variables as
+the circuit (gray16: its median-edge residuals, so the two differ in the model only), trained on
+the same training data with Adam for ``--ar-seconds`` of CPU time (one thread; CPU rather than
 wall-clock time, so that other jobs on a shared machine do not cut its training short). It
 codes pixel by pixel in raster order with integer tables from its float64 softmax (the same
 table builder as the circuit coder, :func:`~neuralcodec.entropy.tables.reduced_tables`), one
@@ -200,20 +201,27 @@ def timed(fn, *args):
 
 
 def ar_baseline_row(side: int, levels: int, train, test, x: np.ndarray, dims: int, seconds: float,
-                    batch: int) -> tuple:
-    """Train the neural AR baseline for ``seconds``, code ``x`` with it (checked lossless), return its table row."""
+                    batch: int, label: str | None = None) -> tuple:
+    """Train the neural AR baseline for ``seconds``, code ``x`` with it (checked lossless), return its table row
+    (``label``: what its variables are, when not the pixels)."""
     torch.manual_seed(0)
     ar = ContextAR(side, levels)
     steps = train_ar(ar, train, seconds, batch=batch)
     data, t_enc = timed(ar_encode, ar, x)
     out, t_dec = timed(ar_decode, ar, data, x.shape[0])
     assert np.array_equal(out, x), "AR round trip failed"
-    return (f"neural AR (context MLP, {steps} Adam steps)", len(data) * 8 / dims, ar_nll_bpd(ar, test), t_enc, t_dec)
+    what = f"context MLP{' on ' + label if label else ''}, {steps} Adam steps"
+    return (f"neural AR ({what})", len(data) * 8 / dims, ar_nll_bpd(ar, test), t_enc, t_dec)
+
+
+def variables_label(codec) -> str | None:
+    """What a lossless model's variables are when not the pixels themselves."""
+    return {"none": None, "med": "median-edge residuals"}.get(codec.transform, f"{codec.transform} transform")
 
 
 def pc_label(codec) -> str:
-    transform = ", median-edge residuals" if codec.transform == "med" else ""
-    return f"PC (HCLT{transform}, {codec.config.get('name', 'pc')})"
+    variables = variables_label(codec)
+    return f"PC (HCLT{', ' + variables if variables else ''}, {codec.config.get('name', 'pc')})"
 
 
 def run_digits(ar_seconds: float) -> tuple[list[tuple], dict]:
@@ -271,8 +279,11 @@ def run_gray(crop: int, ar_seconds: float) -> tuple[list[tuple], dict]:
     rows = [(pc_label(codec), bits / dims, codec.circuit.bits_per_dim(codec.symbols(test)), t_enc, t_dec)]
     for name, size in classical_bytes(crops).items():
         rows.append((name, size * 8 / dims, None, None, None))
-    train = gray_patches(shared_paths(GRAY_TRAIN_IMAGES), 16)
-    rows.append(ar_baseline_row(16, 256, train, test, patches, dims, ar_seconds, batch=64))
+    # The AR baseline models the same variables as the circuit (the model's reversible pixel
+    # transform, e.g. median-edge residuals), so the two differ in the model only.
+    train = codec.symbols(gray_patches(shared_paths(GRAY_TRAIN_IMAGES), 16))
+    rows.append(ar_baseline_row(16, codec.levels, train, codec.symbols(test), codec.symbols(patches).numpy(), dims,
+                                ar_seconds, batch=64, label=variables_label(codec)))
     return rows, {"dims": dims, "params": codec.circuit.num_parameters(), "crop": crops[0].shape[0]}
 
 
