@@ -364,7 +364,7 @@ class TokenPrior(EntropyModel):
                 rows = np.stack([tab[i] for tab in tables], axis=1).reshape(t * q_count, -1)
                 enc.categorical(codes[i].t().reshape(-1).numpy(), rows)
             else:  # tables of different sizes alternate: one push per symbol, last decoded first
-                reduced = [(tab[i] - 1).astype(np.float32) for tab in tables]  # [T, K_q] each
+                reduced = [(tab[i] - 1).astype(np.float32) for tab in tables]  # freq - 1 (reduced form), [T, K_q] each
                 symbols = codes[i].numpy().astype(np.int32)  # range checked above
 
                 def push(coder, reduced=reduced, symbols=symbols) -> None:
