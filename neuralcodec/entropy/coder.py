@@ -33,8 +33,10 @@ _AnsCoder = constriction.stream.stack.AnsCoder
 MAX_SYMBOL = (1 << 62) - 1
 
 
-def _transport(freqs: np.ndarray) -> np.ndarray:
-    """The float array that makes constriction reproduce integer ``freqs`` exactly (see module doc)."""
+def reduced_from_freqs(freqs: np.ndarray) -> np.ndarray:
+    """The float array that makes constriction reproduce integer ``freqs`` exactly (see module doc):
+    the reduced form ``freq - 1`` (as :func:`~neuralcodec.entropy.tables.reduced_tables` builds it),
+    in float32, what :func:`encode_reduced_reverse` and :meth:`StackDecoder.categorical_reduced` take."""
     return (np.asarray(freqs, dtype=np.int64) - 1).astype(np.float32)
 
 
@@ -43,7 +45,7 @@ def categorical_model(freqs: np.ndarray):
     f = np.asarray(freqs, dtype=np.int64)
     if f.ndim != 1 or f.size < 2 or f.min() < 1 or int(f.sum()) != TOTAL:
         raise ValueError("a frequency table must be a 1-D row of ints >= 1 summing to 2**24")
-    return _model.Categorical(_transport(f), perfect=False)
+    return _model.Categorical(reduced_from_freqs(f), perfect=False)
 
 
 _FAMILY = _model.Categorical(perfect=False)
@@ -102,7 +104,7 @@ class StackEncoder:
                 raise ValueError(f"{s.size} symbols but {f.shape[0]} tables")
             _check_rows(f)
             s32 = s.astype(np.int32, copy=False)
-            probs = _transport(f)
+            probs = reduced_from_freqs(f)
             self._ops.append(lambda coder: _encode(coder, s32, _FAMILY, probs))
         else:
             raise ValueError("freqs must be [K] or [N, K]")
@@ -203,14 +205,14 @@ class StackDecoder:
         """
         f = np.asarray(freqs, dtype=np.int64)
         if f.ndim == 2 and not validate:
-            return self._decode(_FAMILY, _transport(f))
+            return self._decode(_FAMILY, reduced_from_freqs(f))
         if f.ndim == 1:
             if count is None:
                 raise ValueError("count is required with a shared table")
             return self._decode(categorical_model(f), int(count))
         if f.ndim == 2:
             _check_rows(f)
-            return self._decode(_FAMILY, _transport(f))
+            return self._decode(_FAMILY, reduced_from_freqs(f))
         raise ValueError("freqs must be [K] or [N, K]")
 
     def categorical_reduced(self, reduced: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ from torch import nn
 
 from neuralcodec.entropy import detmath
 from neuralcodec.entropy.base import EntropyModel
-from neuralcodec.entropy.coder import StackDecoder, StackEncoder, encode_reduced_reverse
+from neuralcodec.entropy.coder import StackDecoder, StackEncoder, encode_reduced_reverse, reduced_from_freqs
 from neuralcodec.entropy.intnet import ACT_BITS, quantize_bias, quantize_weight, weight_shift
 from neuralcodec.entropy.intnet import WEIGHT_BITS as INT_WEIGHT_BITS
 from neuralcodec.entropy.tables import TOTAL, WEIGHT_BITS, _freqs_from_valid_weights, freqs_from_pmf
@@ -256,6 +256,8 @@ class TokenPrior(EntropyModel):
         if cache.get("key") != key:
             f = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
             s2, s3 = (int(v) for v in self.int_shifts)
+            (offset2, scale2), (offset3, scale3) = (
+                self._rounding(s2), self._rounding(s3 + self.act_frac_bits - self.logit_frac_bits))
             cache.clear()
             cache.update(
                 key=key,
@@ -263,15 +265,14 @@ class TokenPrior(EntropyModel):
                 cur=f(self.int_cur),
                 bias1=f(self.int_bias1),
                 w2t=np.ascontiguousarray(f(self.int_w2).T),
-                b2=f(self.int_b2),
+                # biases with the rounding offset of their layer's shift added (integers below 2**53: exact)
+                b2=f(self.int_b2) + offset2,
                 heads=[np.ascontiguousarray(f(self.int_head[lo:hi]).T) for lo, hi in self._ranges()],
-                head_b=[f(self.int_head_bias[lo:hi]) for lo, hi in self._ranges()],
+                head_b=[f(self.int_head_bias[lo:hi]) + offset3 for lo, hi in self._ranges()],
+                scale2=scale2,
+                scale3=scale3,
                 lut=self.softmax_lut.cpu().numpy(),
             )
-            (offset2, cache["scale2"]), (offset3, cache["scale3"]) = (
-                self._rounding(s2), self._rounding(s3 + self.act_frac_bits - self.logit_frac_bits))
-            cache["b2_rounded"] = cache["b2"] + offset2  # integers below 2**53: exact
-            cache["head_b_rounded"] = [b + offset3 for b in cache["head_b"]]
         return cache
 
     def _ranges(self) -> list[tuple[int, int]]:
@@ -294,13 +295,13 @@ class TokenPrior(EntropyModel):
         h1 = np.maximum(h1, 0.0)
         np.minimum(h1, lim, out=h1)
         h2 = np.matmul(h1, p["w2t"])
-        h2 += p["b2_rounded"]
+        h2 += p["b2"]
         h2 *= p["scale2"]
         np.floor(h2, out=h2)
         np.maximum(h2, 0.0, out=h2)
         np.minimum(h2, lim, out=h2)
         logits = np.matmul(h2, p["heads"][q])
-        logits += p["head_b_rounded"][q]
+        logits += p["head_b"][q]
         logits *= p["scale3"]
         np.floor(logits, out=logits)
         dist = np.subtract(logits.max(axis=-1, keepdims=True), logits, out=logits)
@@ -364,7 +365,7 @@ class TokenPrior(EntropyModel):
                 rows = np.stack([tab[i] for tab in tables], axis=1).reshape(t * q_count, -1)
                 enc.categorical(codes[i].t().reshape(-1).numpy(), rows)
             else:  # tables of different sizes alternate: one push per symbol, last decoded first
-                reduced = [(tab[i] - 1).astype(np.float32) for tab in tables]  # freq - 1 (reduced form), [T, K_q] each
+                reduced = [reduced_from_freqs(tab[i]) for tab in tables]  # [T, K_q] each
                 symbols = codes[i].numpy().astype(np.int32)  # range checked above
 
                 def push(coder, reduced=reduced, symbols=symbols) -> None:
