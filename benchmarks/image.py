@@ -11,6 +11,9 @@ on the same image. BD-rate (the PyPI ``bjontegaard`` package, Akima interpolatio
 image against each codec and averaged; negative means fewer bits than the anchor at equal quality.
 The scikit-image photos (the issue's reference set) are also reported separately.
 
+Every photo is also coded without the per-image post-filter (``codec encode --no-postfilter``), and
+the filter's BD-rate against that, how often it was sent and what it costs in encode time are reported.
+
 ``--refine-steps N`` also codes the photos of ``--refine-subset`` (default ``skimage``) with
 encoder-side latent refinement (``codec encode --steps N``) and reports its gain over the plain
 (amortized) encoder, with its encode time.
@@ -62,6 +65,9 @@ class ImageResult:
     baseline_decode_s: list[float] = field(default_factory=list)
     refined: list[Point] = field(default_factory=list)  # with --refine-steps, one point per quality
     refined_encode_s: list[float] = field(default_factory=list)
+    unfiltered: list[Point] = field(default_factory=list)  # --no-postfilter, one point per quality
+    unfiltered_encode_s: list[float] = field(default_factory=list)
+    filters: list[int] = field(default_factory=list)  # post-filter size sent at each quality (0: none)
 
 
 def msssim(ref: np.ndarray, test: np.ndarray) -> float:
@@ -77,14 +83,14 @@ def measure(ref: np.ndarray, test: np.ndarray, bits: int) -> Point:
 
 
 def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result: ImageResult,
-                  steps: int = 0) -> None:
+                  steps: int = 0, postfilter: bool = True) -> None:
     """Encode/decode ``image`` at each quality through the real container bytes (``steps`` > 0:
-    with latent refinement, into ``result.refined``)."""
+    with latent refinement, into ``result.refined``; ``postfilter=False``: into ``result.unfiltered``)."""
     from neuralcodec.bitstream import bitstream_to_bytes, read_bitstream
 
     for q in qualities:
         start = time.perf_counter()
-        metadata, chunks = codec.compress(image, quality=q, steps=steps or None)
+        metadata, chunks = codec.compress(image, quality=q, steps=steps or None, postfilter=postfilter)
         data = bitstream_to_bytes(codec.stream_header(metadata), list(chunks))
         middle = time.perf_counter()
         header, payloads = read_bitstream(io.BytesIO(data))
@@ -94,7 +100,11 @@ def neural_points(codec, image: torch.Tensor, ref: np.ndarray, qualities, result
         if steps:
             result.refined_encode_s.append(middle - start)
             result.refined.append(point)
+        elif not postfilter:
+            result.unfiltered_encode_s.append(middle - start)
+            result.unfiltered.append(point)
         else:
+            result.filters.append(int(metadata.get("filter", 0)))
             result.encode_s.append(middle - start)
             result.decode_s.append(end - middle)
             result.neural.append(point)
@@ -120,6 +130,33 @@ def refinement_report(results: list[ImageResult], qualities, steps: int) -> list
     lines += ["", "BD-rate (PSNR) of the refined encoder: " + ", ".join(cells) + ". Refined encoding "
               f"{sum(sum(r.refined_encode_s) for r in both) / megapixels:.1f} s/megapixel (plain: "
               f"{sum(sum(r.encode_s) for r in both) / megapixels:.2f})."]
+    return lines
+
+
+def postfilter_report(results: list[ImageResult], qualities) -> list[str]:
+    """The per-image post-filter against the same encoder without it (empty list if not measured)."""
+    both = [r for r in results if r.unfiltered]
+    if not both:
+        return []
+    lines = ["", "Per-image post-filter (sent where it lowers bits/px + lambda 255^2 MSE; `--no-postfilter` leaves it "
+             "out): same model and latents, all photos:", "",
+             "| quality | without: bpp / PSNR | with: bpp / PSNR | filter sent (1x1 / 3x3 / 5x5) |", "|---|---|---|---|"]
+    for i, q in enumerate(qualities):
+        sizes = [r.filters[i] for r in both]
+        lines.append(f"| {q:g} | {mean(r.unfiltered[i].bpp for r in both):.3f} / {mean(r.unfiltered[i].psnr for r in both):.2f} | "
+                     f"{mean(r.neural[i].bpp for r in both):.3f} / {mean(r.neural[i].psnr for r in both):.2f} | "
+                     f"{sum(k > 0 for k in sizes)}/{len(sizes)} ({sizes.count(1)} / {sizes.count(3)} / {sizes.count(5)}) |")
+    cells = []
+    for group, label in ((both, "all photos"), ([r for r in both if r.subset == "skimage"], "scikit-image photos")):
+        for metric in ("psnr", "msssim"):
+            values = [v for v in (bd_rate(r.unfiltered, r.neural, metric) for r in group) if v is not None]
+            if values:
+                cells.append(f"{label} {'PSNR' if metric == 'psnr' else 'MS-SSIM'} {mean(values):+.1f} % "
+                             f"({len(values)}/{len(group)})")
+    megapixels = sum(r.pixels for r in both) / 1e6 * len(qualities)
+    lines += ["", "BD-rate of the filtered files against the unfiltered ones: " + ", ".join(cells) + ". Encoding "
+              f"{sum(sum(r.encode_s) for r in both) / megapixels:.2f} s/megapixel with the filter fit, "
+              f"{sum(sum(r.unfiltered_encode_s) for r in both) / megapixels:.2f} without."]
     return lines
 
 
@@ -267,6 +304,7 @@ def report(results: list[ImageResult], codec, qualities, model_name: str, baseli
     dec = sum(sum(r.decode_s) for r in results) / megapixels
     lines += ["", f"Learned codec speed (2 torch threads, CPU): encode {enc:.2f} s/megapixel, decode {dec:.2f} s/megapixel "
               "(averaged over all images and qualities)."]
+    lines += postfilter_report(results, qualities)
     lines += refinement_report(results, qualities, refine_steps)
     if baselines:
         lines += baseline_report(results, baselines, baseline_dir)
@@ -318,6 +356,7 @@ def main(argv=None) -> int:
         ref = to_uint8(image)
         result = ImageResult(path.name, subset, ref.shape[0] * ref.shape[1])
         neural_points(codec, image, ref, qualities, result)
+        neural_points(codec, image, ref, qualities, result, postfilter=False)
         classic_points(ref, result.neural, result)
         baseline_points(baselines, image, ref, result)
         if args.refine_steps and subset == args.refine_subset:
@@ -328,6 +367,7 @@ def main(argv=None) -> int:
                                                      for q, p in zip(qualities, result.neural))
               + f" | JPEG at {best.bpp:.3f} bpp: {result.classic['JPEG'][-1].psnr:.2f} dB"
               + "".join(f" | bmshj2018 {p.bpp:.3f} bpp {p.psnr:.2f} dB" for p in result.baseline)
+              + "".join(f" | no filter q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB" for q, p in zip(qualities, result.unfiltered))
               + "".join(f" | refined q{q:g} {p.bpp:.3f} bpp {p.psnr:.2f} dB" for q, p in zip(qualities, result.refined)),
               flush=True)
     markdown = report(results, codec, qualities, str(args.model), baselines, args.baseline_dir, args.refine_steps)

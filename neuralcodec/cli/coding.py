@@ -28,7 +28,7 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 #: options every codec may receive; a codec rejects the ones it does not support
-ENCODE_OPTIONS = ("bitrate", "quality", "target_bpp", "gop", "frame_types", "steps")
+ENCODE_OPTIONS = ("bitrate", "quality", "target_bpp", "gop", "frame_types", "steps", "no_postfilter")
 #: options every codec's decoder may receive
 DECODE_OPTIONS = ("frames",)
 
@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "less than a P-frame (rate + distortion); 'fixed': intra frames only every --gop frames")
     enc.add_argument("--steps", type=int, help="fitted codecs (NeRV): optimisation steps; image: encoder-side "
                      "latent refinement steps (slower encoding, same decoder; with --quality)")
+    enc.add_argument("--no-postfilter", dest="no_postfilter", action="store_const", const=True, default=None,
+                     help="image: leave out the per-image linear post-filter the encoder otherwise fits and "
+                     "sends where it pays for its bits (faster encoding)")
     enc.add_argument("--entropy-model", dest="entropy_model", metavar="NAME",
                      help="which of the model's entropy models codes the file (default: the model's default; "
                      "audio: 'token-prior' or 'circuit' where the model carries a circuit prior); recorded in "

@@ -6,11 +6,13 @@ Shapes: images ``[B, 3, H, W]`` in [0, 1]; latent ``y [B, M, H/16, W/16]``; side
 
 Coding path (one image): pad -> ``g_a`` -> ``y * gain[q]`` -> :class:`~neuralcodec.entropy.Hyperprior`
 (``z`` under the factorized prior, ``round(y - mean)`` under integer Gaussian tables whose index
-comes from an integer-exact network) -> two chunks, ``z`` then ``y``. Decoding runs the same
-entropy path backwards, multiplies by ``inverse_gain[q]``, synthesises, crops and clamps. The
-eval-mode :meth:`ImageCodec.forward` computes the very same ``y_hat`` and exact code lengths, so
-the file size matches the model's estimate (up to the ANS flush words) and the decoded image is
-the eval-mode reconstruction.
+comes from an integer-exact network) -> two chunks, ``z`` then ``y``; then, unless it does not pay
+for its bits, a third chunk with a per-image linear post-filter the encoder fitted to the decoded
+image (:mod:`neuralcodec.codecs.image.postfilter`; metadata ``filter`` = its size). Decoding runs the
+same entropy path backwards, multiplies by ``inverse_gain[q]``, synthesises, crops, clamps and
+applies the filter. The eval-mode :meth:`ImageCodec.forward` computes the very same ``y_hat`` and
+exact code lengths, so the file size matches the model's estimate (up to the ANS flush words and
+the filter) and the decoded image is the eval-mode reconstruction (before the filter).
 
 Grayscale images are replicated to RGB for the model and stored with ``channels = 1``; the
 decoder returns the mean of the three reconstructed channels.
@@ -30,6 +32,8 @@ from neuralcodec.bitstream import Modality
 from neuralcodec.codecs.base import Codec, Metadata
 from neuralcodec.codecs.image.gain import QualityGain, interpolate_lambdas
 from neuralcodec.codecs.image.padding import crop_to, pad_to_multiple, padded_size
+from neuralcodec.codecs.image.postfilter import KERNEL_SIZES as FILTER_SIZES
+from neuralcodec.codecs.image.postfilter import PostFilter, fit_postfilter
 from neuralcodec.codecs.image.refine import MAX_STEPS as MAX_REFINE_STEPS
 from neuralcodec.codecs.image.refine import refine_latent
 from neuralcodec.codecs.image.transforms import STRIDE, AnalysisTransform, SynthesisTransform
@@ -224,10 +228,13 @@ class ImageCodec(Codec):
 
     @torch.no_grad()
     def compress(self, x: Any, quality: float | int | None = None, target_bpp: float | None = None,
-                 steps: int | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
-        """Image ``[C, H, W]`` in [0, 1] -> (metadata, chunks). ``target_bpp`` searches the quality;
-        ``steps`` > 0 refines the latent for this image first (slower encoding, same decoder; see
-        :mod:`neuralcodec.codecs.image.refine`)."""
+                 steps: int | None = None, postfilter: bool = True,
+                 **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Image ``[C, H, W]`` in [0, 1] -> (metadata, chunks). ``target_bpp`` searches the quality
+        (on the size without the post-filter, which adds at most a few hundred bytes); ``steps`` > 0
+        refines the latent for this image first (slower encoding, same decoder; see
+        :mod:`neuralcodec.codecs.image.refine`); ``postfilter=False`` leaves out the per-image filter
+        (faster encoding; the decoded image is then exactly the eval-mode reconstruction)."""
         unsupported = sorted(k for k, v in options.items() if v is not None)
         if unsupported:
             raise NeuralCodecError("option(s) not supported by the image codec: "
@@ -260,7 +267,14 @@ class ImageCodec(Codec):
             chunks = self._code(y, q_value)
             if steps:
                 chunks = self._refined(image, y, q_value, steps, chunks)
-        return self._metadata(height, width, channels, q_value), iter(chunks)
+        metadata = self._metadata(height, width, channels, q_value)
+        if postfilter:
+            lam = float(interpolate_lambdas(self.lambdas, torch.tensor([q_value]))[0])
+            found = fit_postfilter(self._decode_rgb(metadata, chunks), image.cpu(), lam)
+            if found is not None:
+                metadata["filter"] = found.kernel
+                chunks = [*chunks, found.to_bytes()]
+        return metadata, iter(chunks)
 
     def _refined(self, image: Tensor, y: Tensor, quality: float, steps: int, amortized: list[bytes]) -> list[bytes]:
         """Chunks of the refined latent, or ``amortized`` where refining did not lower the exact
@@ -319,54 +333,69 @@ class ImageCodec(Codec):
         best = min(tried, key=lambda q: (abs(tried[q][0] - target_bpp), -q))
         return best, tried[best][1]
 
-    def _check_metadata(self, metadata: Mapping[str, Any]) -> tuple[int, int, int, float]:
+    def _check_metadata(self, metadata: Mapping[str, Any]) -> tuple[int, int, int, float, int]:
+        """``(width, height, channels, quality, filter size)`` (filter size 0: no post-filter chunk)."""
         try:
             width, height = int(metadata["width"]), int(metadata["height"])
             channels, quality = int(metadata["channels"]), float(metadata["quality"])
+            kernel = metadata.get("filter", 0)
         except (KeyError, TypeError, ValueError) as exc:
             raise BitstreamError(f"image stream metadata is missing or malformed: {exc}") from None
+        if isinstance(kernel, bool) or not isinstance(kernel, int) or (kernel and kernel not in FILTER_SIZES):
+            raise BitstreamError(f"image stream post-filter size {kernel!r} is not one of {FILTER_SIZES}")
         if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
             raise BitstreamError(f"image stream has an invalid size {width}x{height}")
         if channels not in (1, 3):
             raise BitstreamError(f"image stream has {channels} channels (1 or 3 expected)")
         if not (math.isfinite(quality) and 1 <= quality <= self.num_qualities):
             raise BitstreamError(f"image stream quality {quality} is outside 1..{self.num_qualities}")
-        return width, height, channels, quality
+        return width, height, channels, quality, kernel
 
-    @torch.no_grad()
-    def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Tensor:
-        """(metadata, chunks) -> image ``[C, H, W]`` float in [0, 1] (C from the metadata)."""
-        width, height, channels, quality = self._check_metadata(metadata)
-        payloads = []
-        for payload in chunks:
-            payloads.append(bytes(payload))
-            if len(payloads) > 2:
-                break
-        if len(payloads) != 2:
-            raise BitstreamError(f"image stream has {len(payloads)} chunk(s); expected 2 (z, then y)")
+    def _decode_rgb(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Tensor:
+        """The synthesis output ``[3, H, W]`` in [0, 1] from the ``z`` and ``y`` chunks (before any filter)."""
+        width, height, _, quality, _ = self._check_metadata(metadata)
+        z_bytes, y_bytes = chunks
         self.hyperprior.require_frozen()
         pad_h, pad_w = padded_size(height, width, STRIDE)
-        z_bytes, y_bytes = payloads
         y_hat = self.hyperprior.decompress([[y_bytes], [z_bytes]], (pad_h // STRIDE, pad_w // STRIDE))
         device = next(self.parameters()).device
         q = torch.tensor([quality], dtype=torch.float32, device=device)
         x_hat = self.g_s(y_hat.to(device) * self.gain.inverse_gain(q))
-        image = crop_to(x_hat[0], height, width).clamp(0.0, 1.0)
-        if channels == 1:
-            image = image.mean(dim=0, keepdim=True)
-        return image.cpu()
+        return crop_to(x_hat[0], height, width).clamp(0.0, 1.0).float().cpu()
+
+    @torch.no_grad()
+    def decompress(self, metadata: Mapping[str, Any], chunks: Iterable[bytes]) -> Tensor:
+        """(metadata, chunks) -> image ``[C, H, W]`` float in [0, 1] (C from the metadata)."""
+        _, _, channels, _, kernel = self._check_metadata(metadata)
+        expected = 3 if kernel else 2
+        payloads = []
+        for payload in chunks:
+            payloads.append(bytes(payload))
+            if len(payloads) > expected:
+                break
+        if len(payloads) != expected:
+            what = "z, y, then the post-filter" if kernel else "z, then y"
+            raise BitstreamError(f"image stream has {len(payloads)} chunk(s); expected {expected} ({what})")
+        postfilter = PostFilter.from_bytes(payloads[2], kernel, channels) if kernel else None
+        image = self._decode_rgb(metadata, payloads[:2])
+        if postfilter is not None:
+            return postfilter.apply(image)
+        return image.mean(dim=0, keepdim=True) if channels == 1 else image
 
     # ----- files ------------------------------------------------------------------------------
     def compress_file(self, path: Any, quality: float | int | None = None, target_bpp: float | None = None,
-                      steps: int | None = None, **options: Any) -> tuple[Metadata, Iterator[bytes]]:
-        """Read an 8-bit image (RGB or grayscale) and compress it."""
+                      steps: int | None = None, no_postfilter: bool | None = None,
+                      **options: Any) -> tuple[Metadata, Iterator[bytes]]:
+        """Read an 8-bit image (RGB or grayscale) and compress it (``no_postfilter``: the CLI's
+        ``--no-postfilter``)."""
         from neuralcodec.media import load_image
 
         unsupported = sorted(k for k, v in options.items() if v is not None)
         if unsupported:
             raise NeuralCodecError("option(s) not supported by the image codec: "
                                    + ", ".join("--" + k.replace("_", "-") for k in unsupported))
-        return self.compress(load_image(path, mode="auto"), quality=quality, target_bpp=target_bpp, steps=steps)
+        return self.compress(load_image(path, mode="auto"), quality=quality, target_bpp=target_bpp, steps=steps,
+                             postfilter=not no_postfilter)
 
     def decompress_to_file(self, metadata: Mapping[str, Any], chunks: Iterable[bytes], path: Any,
                            **options: Any) -> None:

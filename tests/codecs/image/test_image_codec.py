@@ -10,6 +10,7 @@ from conftest import make_codec
 
 from neuralcodec.bitstream import bitstream_to_bytes
 from neuralcodec.codecs.image import STRIDE, ImageCodec, pad_to_multiple
+from neuralcodec.codecs.image.postfilter import KERNEL_SIZES, PostFilter, fit_postfilter
 from neuralcodec.errors import BitstreamError, NeuralCodecError
 from neuralcodec.media import load_image
 
@@ -35,8 +36,9 @@ def file_bits(codec: ImageCodec, metadata, chunks) -> int:
 @pytest.mark.parametrize("name", ["chelsea.png", "camera.png"])
 def test_round_trip_matches_eval_forward_and_estimate(codec, dev_images, name):
     image = load_image(dev_images / name)
-    metadata, chunks = codec.compress(image, quality=3)
+    metadata, chunks = codec.compress(image, quality=3, postfilter=False)
     chunks = list(chunks)
+    assert len(chunks) == 2 and "filter" not in metadata
     decoded = codec.decompress(metadata, chunks)
     assert decoded.shape == image.shape
     assert metadata["width"] == image.shape[2] and metadata["height"] == image.shape[1]
@@ -54,7 +56,7 @@ def test_round_trip_matches_eval_forward_and_estimate(codec, dev_images, name):
 @pytest.mark.parametrize("height,width", [(1, 1), (3, 65), (64, 64), (70, 129)])
 def test_any_size(codec, height, width):
     image = torch.rand(3, height, width)
-    metadata, chunks = codec.compress(image, quality=2)
+    metadata, chunks = codec.compress(image, quality=2, postfilter=False)
     decoded = codec.decompress(metadata, list(chunks))
     assert decoded.shape == (3, height, width)
     assert torch.allclose(decoded, forward_reconstruction(codec, image, 2.0), atol=1e-6)
@@ -86,12 +88,16 @@ def test_target_bpp_picks_the_closest_actual_size(codec):
     low = file_bits(codec, *(lambda m, c: (m, list(c)))(*codec.compress(image, quality=1))) / pixels
     high = file_bits(codec, *(lambda m, c: (m, list(c)))(*codec.compress(image, quality=codec.num_qualities))) / pixels
     target = 0.5 * (low + high)
-    metadata, chunks = codec.compress(image, target_bpp=target)
+    metadata, chunks = codec.compress(image, target_bpp=target, postfilter=False)
     got = file_bits(codec, metadata, list(chunks)) / pixels
     assert abs(got - target) < 0.05 * target
+    # the post-filter is fitted after the search: same quality, at most its own bits more
+    filtered, chunks = codec.compress(image, target_bpp=target)
+    assert filtered["quality"] == metadata["quality"]
+    assert file_bits(codec, filtered, list(chunks)) / pixels - got <= 16 * 3 * 76 / pixels + 1e-9 + 8 * 16 / pixels
     assert 1 < metadata["quality"] < codec.num_qualities
     # a fractional quality decodes like any other
-    assert codec.decompress(metadata, codec.compress(image, quality=metadata["quality"])[1]).shape == image.shape
+    assert codec.decompress(*codec.compress(image, quality=metadata["quality"])).shape == image.shape
     # targets outside the model's range clamp to the end levels
     assert codec.compress(image, target_bpp=low / 10)[0]["quality"] == 1
     assert codec.compress(image, target_bpp=high * 10)[0]["quality"] == codec.num_qualities
@@ -114,7 +120,7 @@ def test_options_and_quality_are_validated(codec, tmp_path):
 
 def test_corrupt_streams_raise_bitstream_errors(codec):
     image = torch.rand(3, 64, 64)
-    metadata, chunks = codec.compress(image)
+    metadata, chunks = codec.compress(image, postfilter=False)
     z_bytes, y_bytes = list(chunks)
     with pytest.raises(BitstreamError, match="chunk"):
         codec.decompress(metadata, [z_bytes])
@@ -129,6 +135,68 @@ def test_corrupt_streams_raise_bitstream_errors(codec):
             codec.decompress({**metadata, **bad}, [z_bytes, y_bytes])
     with pytest.raises(BitstreamError, match="metadata"):
         codec.decompress({"width": 64}, [z_bytes, y_bytes])
+
+
+@pytest.mark.parametrize("name", ["chelsea.png", "camera.png"])
+def test_postfilter_is_sent_where_it_pays_and_decoded_exactly(codec, dev_images, name):
+    """With the post-filter (the default) the file carries a third chunk whose filter, applied to the
+    eval-mode reconstruction, gives the decoded image; the exact cost bits/px + lambda 255^2 MSE is
+    lower than without it (the random model's output has large linear errors, so it pays here)."""
+    image = load_image(dev_images / name)[:, :128, :160]
+    plain_meta, plain = codec.compress(image, quality=3, postfilter=False)
+    metadata, chunks = codec.compress(image, quality=3)
+    plain, chunks = list(plain), list(chunks)
+    assert metadata["filter"] in KERNEL_SIZES and len(chunks) == 3 and chunks[:2] == plain
+    decoded = codec.decompress(metadata, chunks)
+    assert decoded.shape == image.shape
+    postfilter = PostFilter.from_bytes(chunks[2], metadata["filter"], image.shape[0])
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    with torch.no_grad():
+        reference = codec(rgb[None], 3.0).x_hat[0].clamp(0, 1)
+    assert torch.allclose(decoded, postfilter.apply(reference), atol=1e-5)
+    lam = codec.lambdas[2]
+    pixels = image.shape[1] * image.shape[2]
+
+    def cost(meta, parts):
+        return file_bits(codec, meta, parts) / pixels + lam * 255**2 * (codec.decompress(meta, parts) - image).pow(2).mean()
+
+    assert cost(metadata, chunks) < cost(plain_meta, plain)
+    # the layout is checked: a filter chunk without its metadata entry, a wrong size, a bad entry
+    with pytest.raises(BitstreamError, match="chunk"):
+        codec.decompress(plain_meta, chunks)
+    with pytest.raises(BitstreamError, match="chunk"):
+        codec.decompress(metadata, plain)
+    with pytest.raises(BitstreamError, match="post-filter chunk has"):
+        codec.decompress(metadata, chunks[:2] + [chunks[2][:-2]])
+    with pytest.raises(BitstreamError, match="non-finite"):
+        codec.decompress(metadata, chunks[:2] + [b"\x00\x7c" + chunks[2][2:]])  # float16 +inf
+    for bad in (2, 7, "3", True):
+        with pytest.raises(BitstreamError, match="post-filter size"):
+            codec.decompress({**metadata, "filter": bad}, chunks)
+
+
+def test_postfilter_fit_recovers_a_linear_distortion_and_stays_off_where_it_does_not_pay():
+    torch.manual_seed(5)
+    original = torch.rand(3, 96, 80) * 0.8 + 0.1
+    # a colour cast, an offset and a blur: exactly a 3x3 linear filter of the "decoded" image
+    mix = torch.tensor([[0.9, 0.05, 0.0], [0.0, 1.0, 0.0], [0.1, 0.0, 0.85]])
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(original[None], (1, 1, 1, 1), mode="replicate"),
+                                             3, stride=1)[0]
+    decoded = (torch.einsum("oc,chw->ohw", mix, 0.7 * original + 0.3 * blurred) + 0.03).clamp(0, 1)
+    found = fit_postfilter(decoded, original, lam=0.01)
+    assert found is not None and found.kernel >= 3
+    before = (decoded - original).pow(2).mean()
+    after = (found.apply(decoded) - original).pow(2).mean()
+    assert after < 0.05 * before
+    assert torch.equal(PostFilter.from_bytes(found.to_bytes(), found.kernel, 3).weight, found.weight)
+    # grayscale target: one output channel, fitted from the three reconstructed channels
+    gray = fit_postfilter(decoded, original.mean(0, keepdim=True), lam=0.01)
+    assert gray is not None and gray.channels == 1 and gray.apply(decoded).shape == (1, 96, 80)
+    # an unbiased reconstruction whose error is independent noise: no filter is worth its bits
+    noisy = (original + 0.01 * torch.randn_like(original)).clamp(0, 1)
+    assert fit_postfilter(noisy, original, lam=0.0018) is None
+    with pytest.raises(ValueError, match="does not fit"):
+        fit_postfilter(decoded[:, :10], original, lam=0.01)
 
 
 def test_padding_is_edge_replication():
@@ -189,7 +257,7 @@ def test_checkerboard_context_codes_exactly(dev_images, groups):
     assert codec.entropy_model_id.startswith("checkerboard-hyperprior/" if groups == 1 else
                                              "channel-checkerboard-hyperprior/")
     image = load_image(dev_images / "chelsea.png")
-    metadata, chunks = codec.compress(image, quality=4)
+    metadata, chunks = codec.compress(image, quality=4, postfilter=False)
     chunks = list(chunks)
     decoded = codec.decompress(metadata, chunks)
     assert abs(psnr_8bit(decoded, image) - psnr_8bit(forward_reconstruction(codec, image, 4.0), image)) <= 0.01

@@ -44,9 +44,9 @@ def test_refinement_lowers_the_exact_cost_of_a_poor_encoder(quality):
     image = _image()
     before = {k: v.clone() for k, v in codec.state_dict().items()}
     fingerprint = codec.fingerprint()
-    meta0, chunks0 = codec.compress(image, quality=quality)
+    meta0, chunks0 = codec.compress(image, quality=quality, postfilter=False)
     torch.manual_seed(0)  # the rate proxy's noise
-    meta1, chunks1 = codec.compress(image, quality=quality, steps=40)
+    meta1, chunks1 = codec.compress(image, quality=quality, steps=40, postfilter=False)
     chunks0, chunks1 = list(chunks0), list(chunks1)
     assert meta0 == meta1  # same header: any decoder reads a refined file
     assert _cost(codec, image, meta1, chunks1, quality) < 0.99 * _cost(codec, image, meta0, chunks0, quality)
@@ -62,9 +62,9 @@ def test_refinement_never_keeps_a_worse_latent(monkeypatch):
 
     codec = make_codec()
     image = _image(1)
-    meta0, chunks0 = codec.compress(image, quality=2)
+    meta0, chunks0 = codec.compress(image, quality=2, postfilter=False)
     monkeypatch.setattr(image_codec, "refine_latent", lambda codec, x, y, q, steps: y + 50.0)
-    meta1, chunks1 = codec.compress(image, quality=2, steps=5)
+    meta1, chunks1 = codec.compress(image, quality=2, steps=5, postfilter=False)
     assert list(chunks1) == list(chunks0)
 
 
@@ -98,7 +98,7 @@ def test_bf16_synthesis_refines_as_well_as_float32():
     image = _image(3)
     quality = 3
     q = torch.tensor([float(quality)])
-    meta, _ = codec.compress(image, quality=quality)
+    meta, _ = codec.compress(image, quality=quality, postfilter=False)
     y0 = codec.g_a(pad_to_multiple(image[None], STRIDE)).detach() * codec.gain.gain(q)
     base = _cost(codec, image, meta, codec._code_gained(y0), quality)
     costs = {}
