@@ -43,6 +43,13 @@ def test_encode_info_decode(model_path, tmp_path, capsys):
     codec = load_codec(model_path)
     again = codec.decompress(*_read(out))
     assert np.array_equal(np.asarray(Image.open(dec)), (again.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    # --no-postfilter: the file has no filter entry (and never more bytes than its payloads need)
+    plain = tmp_path / "plain.bin"
+    assert main(["encode", str(src), str(plain), "--model", str(model_path), "--quality", "2", "--no-postfilter",
+                 "--quiet"]) == 0
+    assert main(["info", str(plain), "--json"]) == 0
+    assert "filter" not in json.loads(capsys.readouterr().out)["metadata"]
+    assert len(_read(plain)[1]) == 2 and len(_read(out)[1]) == 2 + ("filter" in info["metadata"])
 
 
 def _read(path):
