@@ -199,6 +199,21 @@ def test_postfilter_fit_recovers_a_linear_distortion_and_stays_off_where_it_does
         fit_postfilter(decoded[:, :10], original, lam=0.01)
 
 
+def test_postfilter_gram_is_the_same_in_row_blocks(monkeypatch):
+    """The normal equations accumulated over row blocks (bounded memory) equal the one-shot ones."""
+    import neuralcodec.codecs.image.postfilter as pf
+
+    torch.manual_seed(6)
+    decoded, residual = torch.rand(3, 23, 17), torch.randn(1, 23, 17)
+    whole = pf._normal_equations(decoded, residual)
+    monkeypatch.setattr(pf, "_BLOCK_PIXELS", 40)  # 2 rows per block, last block partial
+    blocked = pf._normal_equations(decoded, residual)
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-9) for a, b in zip(whole, blocked))
+    # the feature at the 5x5 centre of channel 1 is the pixel itself: its right-hand side is sum(x * r)
+    centre = 1 * 25 + 2 * 5 + 2
+    assert torch.isclose(whole[1][centre, 0], (decoded[1].double() * residual[0].double()).sum())
+
+
 def test_padding_is_edge_replication():
     x = torch.arange(6.0).view(1, 1, 2, 3)
     padded = pad_to_multiple(x, STRIDE)
