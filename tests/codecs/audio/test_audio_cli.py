@@ -89,6 +89,8 @@ def test_unsupported_option_and_bitrate(model_path, tmp_path, capsys):
     out = tmp_path / "o.bin"
     _assert_clean_failure(capsys, ["encode", str(src), str(out), "--model", model_path, "--quality", "3"], out,
                           "--quality")
+    _assert_clean_failure(capsys, ["encode", str(src), str(out), "--model", model_path, "--no-postfilter"], out,
+                          "--no-postfilter")
     _assert_clean_failure(capsys, ["encode", str(src), str(out), "--model", model_path, "--bitrate", "0.01"], out,
                           "bitrate")
     assert main(["encode", str(src), str(out), "--model", model_path, "--bitrate", "0.7", "--quiet"]) == 0
