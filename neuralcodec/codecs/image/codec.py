@@ -169,6 +169,10 @@ class ImageCodec(Codec):
             raise ValueError(f"{q.numel()} qualities for a batch of {batch}")
         return self.gain.check(q).to(device)
 
+    def lambda_at(self, quality: float) -> float:
+        """The rate-distortion weight of ``quality`` (cost = bits/px + lambda * 255^2 * MSE), as trained."""
+        return float(interpolate_lambdas(self.lambdas, torch.tensor([float(quality)]))[0])
+
     # ----- training / evaluation --------------------------------------------------------------
     def forward(self, x: Tensor, quality: Tensor | float | int | None = None) -> ImageCodecOutput:
         """Reconstruction and code lengths for ``x [B, 3, H, W]`` at ``quality`` (float ``[B]`` or scalar).
@@ -269,8 +273,7 @@ class ImageCodec(Codec):
                 chunks = self._refined(image, y, q_value, steps, chunks)
         metadata = self._metadata(height, width, channels, q_value)
         if postfilter:
-            lam = float(interpolate_lambdas(self.lambdas, torch.tensor([q_value]))[0])
-            found = fit_postfilter(self._decode_rgb(metadata, chunks), image.cpu(), lam)
+            found = fit_postfilter(self._decode_rgb(metadata, chunks), image.cpu(), self.lambda_at(q_value))
             if found is not None:
                 metadata["filter"] = found.kernel
                 chunks = [*chunks, found.to_bytes()]
@@ -283,7 +286,7 @@ class ImageCodec(Codec):
         rgb = (image.expand(3, -1, -1) if channels == 1 else image)[None].to(y.device)
         q = torch.tensor([quality], dtype=torch.float32, device=y.device)
         refined = self._code_gained(refine_latent(self, rgb, y * self.gain.gain(q), q, steps))
-        lam = float(interpolate_lambdas(self.lambdas, q)[0])
+        lam = self.lambda_at(quality)
         metadata = self._metadata(height, width, channels, quality)
 
         def cost(chunks: list[bytes]) -> float:

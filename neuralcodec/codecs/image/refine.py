@@ -25,7 +25,6 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from neuralcodec.codecs.image.gain import interpolate_lambdas
 from neuralcodec.codecs.image.padding import crop_to
 from neuralcodec.entropy.ops import round_ste
 
@@ -61,7 +60,7 @@ def refine_latent(codec, x: Tensor, y: Tensor, quality: Tensor, steps: int, lr: 
         return y.detach()
     hp = codec.hyperprior
     height, width = x.shape[-2:]
-    lam = float(interpolate_lambdas(codec.lambdas, quality)[0])
+    lam = codec.lambda_at(float(quality.reshape(-1)[0]))
     inverse_gain = codec.gain.inverse_gain(quality).detach()
     latent = y.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([latent], lr=lr)
